@@ -1,0 +1,528 @@
+//! Admin services: the business rules for user roles, service instances, service keys and
+//! technical users. The native admin API and (through it) the CLI call these; each change is
+//! written to the store and to the audit log, and the caller then publishes a new snapshot.
+
+use postern_core::ids::{InstanceName, KeyName, RoleName, UserName};
+use postern_core::model::{
+    API_ROLES, KeyType, Plan, ROLE_ADMIN, ROLE_MONITORING, ROLE_SEND, Role, ServiceInstance, ServiceKey,
+    TechnicalUser,
+};
+use postern_core::time::rfc3339;
+use postern_core::{Error, Result};
+use postern_store::{Ctx, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, hash_password};
+use crate::secret::{SecretHasher, new_client_id, new_client_secret};
+
+/// Grant types an instance may list (SAP's form offers these).
+pub const GRANT_TYPES: [&str; 6] = [
+    "client_credentials",
+    "authorization_code",
+    "password",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:saml2-bearer",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+];
+
+/// Longest description of a role.
+pub const MAX_DESCRIPTION: usize = 1000;
+
+// ---------------------------------------------------------------------------------- user roles
+
+/// Creates a custom user role.
+pub async fn create_role(ctx: &Ctx<'_>, name: &str, description: &str) -> Result<Role> {
+    let name = RoleName::parse(name)?;
+    check_description(description)?;
+    if API_ROLES.contains(&name.as_str()) {
+        return Err(Error::Conflict(format!(
+            "{name} is an API role name and cannot be a user role"
+        )));
+    }
+    let role = Role {
+        name,
+        description: description.to_owned(),
+        builtin: false,
+        created_at: ctx.now,
+        modified_at: ctx.now,
+    };
+    ctx.store.insert_role(&role).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!("role {} already exists", role.name)),
+        other => other,
+    })?;
+    ctx.audit(
+        "role.create",
+        role.name.as_str(),
+        serde_json::json!({ "description": description }),
+    )
+    .await?;
+    Ok(role)
+}
+
+/// Changes a custom role's description (its only editable field).
+pub async fn update_role(ctx: &Ctx<'_>, name: &str, description: &str) -> Result<Role> {
+    check_description(description)?;
+    let role = existing_role(ctx.store, name).await?;
+    if role.builtin {
+        return Err(Error::Forbidden(format!(
+            "{name} is a predefined role and cannot be changed"
+        )));
+    }
+    ctx.store
+        .update_role_description(name, description, ctx.now)
+        .await?;
+    ctx.audit(
+        "role.update",
+        name,
+        serde_json::json!({ "description": description }),
+    )
+    .await?;
+    Ok(Role {
+        description: description.to_owned(),
+        modified_at: ctx.now,
+        ..role
+    })
+}
+
+/// Deletes a custom role that nothing uses; otherwise `Conflict` naming what uses it.
+pub async fn delete_role(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    let role = existing_role(ctx.store, name).await?;
+    if role.builtin {
+        return Err(Error::Forbidden(format!(
+            "{name} is a predefined role and cannot be deleted"
+        )));
+    }
+    match ctx.store.delete_role(name).await? {
+        None => Err(Error::NotFound(format!("role {name}"))),
+        Some(usage) if !usage.is_empty() => {
+            let mut users = Vec::new();
+            if !usage.instances.is_empty() {
+                users.push(format!("service instances {}", usage.instances.join(", ")));
+            }
+            if !usage.users.is_empty() {
+                users.push(format!("users {}", usage.users.join(", ")));
+            }
+            if !usage.flows.is_empty() {
+                users.push(format!("deployed flows {}", usage.flows.join(", ")));
+            }
+            Err(Error::Conflict(format!(
+                "role {name} is in use by {}",
+                users.join("; ")
+            )))
+        }
+        Some(_) => ctx.audit("role.delete", name, serde_json::json!({})).await,
+    }
+}
+
+async fn existing_role(store: &dyn Store, name: &str) -> Result<Role> {
+    store
+        .role(name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("role {name}")))
+}
+
+fn check_description(d: &str) -> Result<()> {
+    if d.chars().count() > MAX_DESCRIPTION {
+        return Err(Error::invalid(
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------------------- service instances
+
+/// Instance parameters, as `cf create-service ... -c` takes them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceParameters {
+    /// Roles; default `["ESBMessaging.send"]` (plan integration-flow) or `["MonitoringDataRead"]` (api).
+    pub roles: Option<Vec<String>>,
+    /// Grant types; default `["client_credentials"]`.
+    #[serde(rename = "grant-types")]
+    pub grant_types: Option<Vec<String>>,
+    /// Redirect URIs (authorization code only).
+    #[serde(rename = "redirect-uris")]
+    pub redirect_uris: Option<Vec<String>>,
+    /// Access-token validity in seconds, 3600..=86400.
+    #[serde(rename = "access-token-validity")]
+    pub token_validity: Option<u32>,
+}
+
+/// Creates a service instance with a new client id.
+pub async fn create_instance(
+    ctx: &Ctx<'_>,
+    name: &str,
+    plan: &str,
+    params: InstanceParameters,
+    zone: &str,
+) -> Result<ServiceInstance> {
+    let name = InstanceName::parse(name)?;
+    let plan = match plan {
+        "integration-flow" => Plan::IntegrationFlow,
+        "api" => Plan::Api,
+        other => {
+            return Err(Error::invalid(
+                "plan",
+                format!("unknown plan {other:?}; use integration-flow or api"),
+            ));
+        }
+    };
+    let roles = instance_roles(ctx.store, plan, params.roles).await?;
+    let grant_types = grant_types(params.grant_types)?;
+    let redirect_uris = params.redirect_uris.unwrap_or_default();
+    if redirect_uris.len() > 20 || redirect_uris.iter().any(|u| u.len() > 2048) {
+        return Err(Error::invalid(
+            "parameters.redirect-uris",
+            "at most 20 URIs of 2048 characters",
+        ));
+    }
+    let token_validity = params.token_validity.unwrap_or(plan.default_token_validity());
+    if !(3600..=86400).contains(&token_validity) {
+        return Err(Error::invalid(
+            "parameters.access-token-validity",
+            "must be between 3600 and 86400 seconds",
+        ));
+    }
+    let instance = ServiceInstance {
+        name,
+        plan,
+        client_id: new_client_id(zone),
+        roles,
+        grant_types,
+        redirect_uris,
+        token_validity,
+        created_at: ctx.now,
+        created_by: ctx.actor.to_owned(),
+    };
+    ctx.store.insert_instance(&instance).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!("service instance {} already exists", instance.name)),
+        other => other,
+    })?;
+    ctx.audit(
+        "service-instance.create",
+        instance.name.as_str(),
+        serde_json::json!({ "plan": plan.as_str(), "roles": instance.roles, "grant-types": instance.grant_types }),
+    )
+    .await?;
+    Ok(instance)
+}
+
+async fn instance_roles(store: &dyn Store, plan: Plan, roles: Option<Vec<String>>) -> Result<Vec<RoleName>> {
+    let roles = roles.unwrap_or_else(|| {
+        vec![match plan {
+            Plan::IntegrationFlow => ROLE_SEND.to_owned(),
+            Plan::Api => ROLE_MONITORING.to_owned(),
+        }]
+    });
+    if roles.is_empty() || roles.len() > 100 {
+        return Err(Error::invalid("parameters.roles", "give between 1 and 100 roles"));
+    }
+    let mut out: Vec<RoleName> = Vec::with_capacity(roles.len());
+    for r in &roles {
+        let role = RoleName::parse(r).map_err(|e| Error::invalid("parameters.roles", e.to_string()))?;
+        let known = match plan {
+            Plan::Api => API_ROLES.contains(&role.as_str()),
+            Plan::IntegrationFlow => store.role(role.as_str()).await?.is_some(),
+        };
+        if !known {
+            let hint = match plan {
+                Plan::Api => format!("plan api takes the API roles {}", API_ROLES.join(", ")),
+                Plan::IntegrationFlow => "create it first under user roles".to_owned(),
+            };
+            return Err(Error::invalid(
+                "parameters.roles",
+                format!("role {role} does not exist; {hint}"),
+            ));
+        }
+        if !out.contains(&role) {
+            out.push(role);
+        }
+    }
+    Ok(out)
+}
+
+fn grant_types(given: Option<Vec<String>>) -> Result<Vec<String>> {
+    let given = given.unwrap_or_else(|| vec!["client_credentials".to_owned()]);
+    if given.is_empty() {
+        return Err(Error::invalid(
+            "parameters.grant-types",
+            "give at least one grant type",
+        ));
+    }
+    for g in &given {
+        if g == "client_x509" {
+            return Err(Error::invalid(
+                "parameters.grant-types",
+                "client_x509 is deprecated; use client_credentials",
+            ));
+        }
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return Err(Error::invalid(
+                "parameters.grant-types",
+                format!("unknown grant type {g:?}; use one of {}", GRANT_TYPES.join(", ")),
+            ));
+        }
+    }
+    let mut out = given;
+    out.dedup();
+    Ok(out)
+}
+
+/// Deletes an instance and all its keys.
+pub async fn delete_instance(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    if !ctx.store.delete_instance(name).await? {
+        return Err(Error::NotFound(format!("service instance {name}")));
+    }
+    ctx.audit("service-instance.delete", name, serde_json::json!({}))
+        .await
+}
+
+// -------------------------------------------------------------------------------- service keys
+
+/// Key parameters, as `cf create-service-key ... -c` takes them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyParameters {
+    /// `clientsecret` (default), `certificate`, `certificate_external`.
+    #[serde(rename = "key-type")]
+    pub key_type: Option<String>,
+    /// Certificate validity in days (certificate keys).
+    pub validity: Option<u32>,
+    /// Key length (certificate keys).
+    #[serde(rename = "key-length")]
+    pub key_length: Option<u32>,
+    /// External certificate, PEM.
+    #[serde(rename = "X.509")]
+    pub x509: Option<String>,
+}
+
+/// The service key document a sender stores; shown once.
+#[derive(Clone, Serialize)]
+pub struct KeyDocument {
+    /// Everything sits under `oauth`, as in SAP's service keys.
+    pub oauth: OAuthCredentials,
+}
+
+/// The `oauth` part of a service key document.
+#[derive(Clone, Serialize)]
+pub struct OAuthCredentials {
+    /// Client id.
+    pub clientid: String,
+    /// Client secret (shown once, never stored in clear).
+    pub clientsecret: String,
+    /// Base URL of the runtime (prefix of `/http/...`) or of the admin API (`api` plan).
+    pub url: String,
+    /// Token endpoint.
+    pub tokenurl: String,
+    /// Creation time, RFC 3339.
+    pub createdate: String,
+}
+
+/// Creates a key of type ClientId/Secret and returns its document with the secret.
+pub async fn create_key(
+    ctx: &Ctx<'_>,
+    hasher: &SecretHasher,
+    instance: &str,
+    name: &str,
+    params: KeyParameters,
+    base_url: &str,
+) -> Result<KeyDocument> {
+    let key_name = KeyName::parse(name)?;
+    let inst = ctx
+        .store
+        .instance(instance)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("service instance {instance}")))?;
+    match params.key_type.as_deref() {
+        None | Some("clientsecret") | Some("ClientId/Secret") => {}
+        Some(t @ ("certificate" | "certificate_external")) => {
+            return Err(Error::invalid(
+                "parameters.key-type",
+                format!("key type {t} is not available yet in this version; use clientsecret"),
+            ));
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "parameters.key-type",
+                format!("unknown key type {other:?}; use clientsecret, certificate or certificate_external"),
+            ));
+        }
+    }
+    if params.validity.is_some() || params.key_length.is_some() || params.x509.is_some() {
+        return Err(Error::invalid(
+            "parameters",
+            "validity, key-length and X.509 apply to certificate keys only",
+        ));
+    }
+    let secret = new_client_secret();
+    let key = ServiceKey {
+        instance: inst.name.clone(),
+        name: key_name,
+        key_type: KeyType::ClientSecret,
+        secret_hash: hasher.hash(&[secret.as_bytes()]).to_vec(),
+        created_at: ctx.now,
+        created_by: ctx.actor.to_owned(),
+    };
+    ctx.store.insert_key(&key).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!("service key {name} already exists on {instance}")),
+        other => other,
+    })?;
+    ctx.audit(
+        "service-key.create",
+        &format!("{instance}/{name}"),
+        serde_json::json!({ "key-type": "clientsecret", "clientid": inst.client_id }),
+    )
+    .await?;
+    let base = base_url.trim_end_matches('/');
+    Ok(KeyDocument {
+        oauth: OAuthCredentials {
+            clientid: inst.client_id,
+            clientsecret: secret,
+            url: base.to_owned(),
+            tokenurl: format!("{base}/oauth/token"),
+            createdate: rfc3339(ctx.now),
+        },
+    })
+}
+
+/// Deletes a key; its secret stops working at once.
+pub async fn delete_key(ctx: &Ctx<'_>, instance: &str, name: &str) -> Result<()> {
+    if !ctx.store.delete_key(instance, name).await? {
+        return Err(Error::NotFound(format!("service key {name} of {instance}")));
+    }
+    ctx.audit(
+        "service-key.delete",
+        &format!("{instance}/{name}"),
+        serde_json::json!({}),
+    )
+    .await
+}
+
+// ------------------------------------------------------------------------------ technical users
+
+/// Creates a technical user with a password and roles.
+pub async fn create_user(
+    ctx: &Ctx<'_>,
+    name: &str,
+    password: &str,
+    roles: &[String],
+) -> Result<TechnicalUser> {
+    let name = UserName::parse(name)?;
+    let roles = user_roles(ctx.store, roles).await?;
+    let user = TechnicalUser {
+        password_phc: hashed(password).await?,
+        name,
+        roles,
+        created_at: ctx.now,
+    };
+    ctx.store.insert_user(&user).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict(format!("user {} already exists", user.name)),
+        other => other,
+    })?;
+    ctx.audit(
+        "user.create",
+        user.name.as_str(),
+        serde_json::json!({ "roles": user.roles }),
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Changes a user's password and/or roles.
+pub async fn update_user(
+    ctx: &Ctx<'_>,
+    name: &str,
+    password: Option<&str>,
+    roles: Option<&[String]>,
+) -> Result<TechnicalUser> {
+    let name = UserName::parse(name)?;
+    let mut user = ctx
+        .store
+        .user(name.as_str())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {name}")))?;
+    if let Some(p) = password {
+        user.password_phc = hashed(p).await?;
+    }
+    if let Some(r) = roles {
+        let new_roles = user_roles(ctx.store, r).await?;
+        if user.roles.iter().any(|r| r.as_str() == ROLE_ADMIN)
+            && !new_roles.iter().any(|r| r.as_str() == ROLE_ADMIN)
+        {
+            ensure_other_admin(ctx.store, name.as_str()).await?;
+        }
+        user.roles = new_roles;
+    }
+    ctx.store.update_user(&user).await?;
+    ctx.audit(
+        "user.update",
+        name.as_str(),
+        serde_json::json!({ "roles": user.roles, "password_changed": password.is_some() }),
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Deletes a user; the last holder of `Postern.Admin` cannot be deleted.
+pub async fn delete_user(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    let name = name.to_ascii_lowercase();
+    let user = ctx
+        .store
+        .user(&name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {name}")))?;
+    if user.roles.iter().any(|r| r.as_str() == ROLE_ADMIN) {
+        ensure_other_admin(ctx.store, &name).await?;
+    }
+    ctx.store.delete_user(&name).await?;
+    ctx.audit("user.delete", &name, serde_json::json!({})).await
+}
+
+async fn ensure_other_admin(store: &dyn Store, except: &str) -> Result<()> {
+    let others = store
+        .users()
+        .await?
+        .into_iter()
+        .any(|u| u.name.as_str() != except && u.roles.iter().any(|r| r.as_str() == ROLE_ADMIN));
+    if others {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "{except} is the last user with {ROLE_ADMIN}; give the role to another user first"
+        )))
+    }
+}
+
+async fn user_roles(store: &dyn Store, roles: &[String]) -> Result<Vec<RoleName>> {
+    if roles.len() > 100 {
+        return Err(Error::invalid("roles", "at most 100 roles"));
+    }
+    let mut out = Vec::with_capacity(roles.len());
+    for r in roles {
+        let role = RoleName::parse(r).map_err(|e| Error::invalid("roles", e.to_string()))?;
+        if !API_ROLES.contains(&role.as_str()) && store.role(role.as_str()).await?.is_none() {
+            return Err(Error::invalid("roles", format!("role {role} does not exist")));
+        }
+        if !out.contains(&role) {
+            out.push(role);
+        }
+    }
+    Ok(out)
+}
+
+async fn hashed(password: &str) -> Result<String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(Error::invalid(
+            "password",
+            format!("must have {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    let p = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&p))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::Internal)
+}

@@ -1,0 +1,13 @@
+//! Authentication and authorization for Postern: reading HTTP Basic credentials, verifying
+//! generated client secrets (keyed hash) and human passwords (argon2id behind a bounded cache),
+//! the role check that hands out a [`authz::Permit`], and the admin services that create and
+//! delete roles, service instances, keys and technical users.
+
+pub mod admin;
+pub mod authn;
+pub mod authz;
+pub mod basic;
+pub mod password;
+pub mod secret;
+
+pub use authn::{AuthFailure, Authenticator, Principal, PrincipalKind};

@@ -1,0 +1,13 @@
+//! Postern's domain vocabulary: identifiers that are valid by construction, the records the
+//! store keeps (roles, service instances and keys, technical users, message processing logs,
+//! audit entries), the one error type every layer speaks, and the immutable security
+//! [`snapshot::Snapshot`] the request path reads. No I/O, no async, no framework types.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod mpl;
+pub mod snapshot;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,165 @@
+//! The records Postern keeps: user roles, service instances and their keys, technical users,
+//! deployed flows and audit entries. Times are Unix milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
+
+/// The built-in role that lets a sender process messages (SAP's default *User Role*).
+pub const ROLE_SEND: &str = "ESBMessaging.send";
+/// SAP's second predefined technical role; built in, not assigned by default.
+pub const ROLE_API_INVOKE: &str = "API.invoke";
+/// API role: full access to the admin APIs (native and SAP-compatible).
+pub const ROLE_ADMIN: &str = "Postern.Admin";
+/// API role: read message processing logs (SAP's `MonitoringDataRead`).
+pub const ROLE_MONITORING: &str = "MonitoringDataRead";
+/// Roles an `api`-plan instance or a technical user may hold to use the admin APIs.
+pub const API_ROLES: [&str; 2] = [ROLE_ADMIN, ROLE_MONITORING];
+/// Built-in user roles: they always exist and cannot be changed or deleted.
+pub const BUILTIN_ROLES: [&str; 2] = [ROLE_SEND, ROLE_API_INVOKE];
+
+/// A user role, as under *Monitor > Manage Security > User Roles*.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Role name.
+    pub name: RoleName,
+    /// Free text; the only editable field.
+    pub description: String,
+    /// Built-in (SAP-owned) roles cannot be changed or deleted.
+    pub builtin: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change of the description.
+    pub modified_at: i64,
+}
+
+/// The plan of a service instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Plan {
+    /// Senders calling integration flow endpoints.
+    #[serde(rename = "integration-flow")]
+    IntegrationFlow,
+    /// API clients calling the admin APIs.
+    #[serde(rename = "api")]
+    Api,
+}
+
+impl Plan {
+    /// The plan's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::IntegrationFlow => "integration-flow",
+            Plan::Api => "api",
+        }
+    }
+
+    /// Default access-token validity in seconds (SAP: 3600 for flows, 43200 for the API).
+    pub fn default_token_validity(self) -> u32 {
+        match self {
+            Plan::IntegrationFlow => 3600,
+            Plan::Api => 43200,
+        }
+    }
+}
+
+/// A service instance: an OAuth client with roles and grant types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    /// Instance name.
+    pub name: InstanceName,
+    /// Plan.
+    pub plan: Plan,
+    /// The OAuth client id all keys of this instance share.
+    pub client_id: String,
+    /// Roles granted to whoever authenticates with a key of this instance.
+    pub roles: Vec<RoleName>,
+    /// OAuth grant types.
+    pub grant_types: Vec<String>,
+    /// Redirect URIs (authorization-code grant only; usually empty).
+    pub redirect_uris: Vec<String>,
+    /// Access-token validity in seconds (3600..=86400).
+    pub token_validity: u32,
+    /// Creation time.
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+/// The type of a service key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    /// ClientId/Secret: a generated secret, stored only as a keyed hash.
+    #[serde(rename = "clientsecret")]
+    ClientSecret,
+}
+
+impl KeyType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::ClientSecret => "clientsecret",
+        }
+    }
+}
+
+/// A service key (binding) of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceKey {
+    /// The instance it belongs to.
+    pub instance: InstanceName,
+    /// Key name, unique within the instance.
+    pub name: KeyName,
+    /// Key type.
+    pub key_type: KeyType,
+    /// Keyed hash (HMAC-SHA-256 under the server pepper) of the client secret.
+    pub secret_hash: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+/// A technical user ("a user from the identity service") with a password and roles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TechnicalUser {
+    /// User name (lower-case).
+    pub name: UserName,
+    /// argon2id PHC string of the password.
+    pub password_phc: String,
+    /// Roles: user roles and API roles.
+    pub roles: Vec<RoleName>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// A deployed flow as stored: the YAML it was deployed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFlow {
+    /// Flow id.
+    pub id: FlowId,
+    /// The YAML document.
+    pub yaml: String,
+    /// Deployment time.
+    pub deployed_at: i64,
+    /// Who deployed it.
+    pub deployed_by: String,
+}
+
+/// One entry of the audit log: a change to security data, or a failed authentication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number (assigned by the store).
+    pub id: i64,
+    /// When it happened.
+    pub at: i64,
+    /// Who did it (user name, client id, or `-` when unauthenticated).
+    pub actor: String,
+    /// What was done, e.g. `service-key.create`, `auth.failed`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// Details without secrets.
+    pub detail: String,
+    /// Where the request came from (peer address).
+    pub source: String,
+}

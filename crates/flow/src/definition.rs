@@ -1,0 +1,374 @@
+//! The flow YAML: parsed strictly (unknown keys are errors), validated, and compiled into a
+//! [`Flow`]. Every error names the field and, where it can be found, the line.
+//!
+//! ```yaml
+//! id: orders-inbound
+//! sender:
+//!   adapter: https
+//!   address: /orders              # served at /http/orders
+//!   authorization: user-role      # the only option so far
+//!   roles: [ESBMessaging.send]    # any one of them lets a caller in
+//!   max_body_bytes: 41943040
+//! steps:
+//!   - content_modifier: { headers: { sender_user: "${header.SapAuthenticatedUserName}" } }
+//! receiver:
+//!   reply: { status: 200, body: "ok" }   # or echo: true
+//! ```
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use postern_core::Error;
+use postern_core::ids::{FlowAddress, FlowId, RoleName};
+use postern_core::model::ROLE_SEND;
+
+use crate::expr::Template;
+use crate::receiver::{ReplyBody, ReplyReceiver};
+use crate::step::{ContentModifier, Step};
+
+/// Largest flow document accepted.
+pub const MAX_YAML_BYTES: usize = 1 << 20;
+/// Default `max_body_bytes` (40 MiB, SAP's default maximum message size for HTTPS senders).
+pub const DEFAULT_MAX_BODY: u64 = 40 * 1024 * 1024;
+/// Largest `max_body_bytes` a flow may set while bodies are held in memory.
+pub const MAX_MAX_BODY: u64 = 256 * 1024 * 1024;
+/// Most steps a flow may have.
+pub const MAX_STEPS: usize = 100;
+
+/// A compiled, deployable flow.
+#[derive(Debug)]
+pub struct Flow {
+    /// Flow id.
+    pub id: FlowId,
+    /// Sender address.
+    pub address: FlowAddress,
+    /// Roles, any one of which authorizes a caller.
+    pub roles: Vec<RoleName>,
+    /// Body limit in bytes.
+    pub max_body_bytes: u64,
+    pub(crate) steps: Vec<Box<dyn Step>>,
+    pub(crate) receiver: Receiver,
+}
+
+impl Flow {
+    /// The step kinds, in order (for status pages).
+    pub fn step_kinds(&self) -> Vec<&'static str> {
+        self.steps.iter().map(|s| s.kind()).collect()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Receiver {
+    Reply(ReplyReceiver),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowDoc {
+    id: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    sender: SenderDoc,
+    #[serde(default)]
+    steps: Vec<StepDoc>,
+    receiver: ReceiverDoc,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SenderDoc {
+    adapter: String,
+    address: String,
+    #[serde(default)]
+    authorization: Option<String>,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    max_body_bytes: Option<u64>,
+}
+
+/// One step: a map with exactly one key, the step kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepDoc {
+    #[serde(default)]
+    content_modifier: Option<ContentModifierDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentModifierDoc {
+    #[serde(default)]
+    headers: Mapping,
+    #[serde(default)]
+    properties: Mapping,
+}
+
+/// The receiver: a map with exactly one key, the receiver kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverDoc {
+    #[serde(default)]
+    reply: Option<ReplyDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyDoc {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    headers: Mapping,
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+/// Parses and compiles a flow document. Roles are checked against the store by the deploy
+/// service, not here.
+pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
+    if yaml.len() > MAX_YAML_BYTES {
+        return Err(Error::invalid(
+            "flow",
+            format!("document larger than {MAX_YAML_BYTES} bytes"),
+        ));
+    }
+    let doc: FlowDoc = serde_norway::from_str(yaml).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()));
+        Error::invalid(
+            "flow",
+            format!("{}{}", strip_location(&e.to_string()), at.unwrap_or_default()),
+        )
+    })?;
+    let at = |field: &str, key: &str, e: Error| located(yaml, field, key, e);
+    let id = FlowId::parse(&doc.id).map_err(|e| at("id", "id", e))?;
+    let sender = doc.sender;
+    if sender.adapter != "https" {
+        return Err(at(
+            "sender.adapter",
+            "adapter",
+            Error::invalid(
+                "sender.adapter",
+                format!("unknown adapter {:?}; use https", sender.adapter),
+            ),
+        ));
+    }
+    let address = FlowAddress::parse(&sender.address).map_err(|e| at("sender.address", "address", e))?;
+    match sender.authorization.as_deref() {
+        None | Some("user-role") => {}
+        Some("client-certificate") => {
+            return Err(at(
+                "sender.authorization",
+                "authorization",
+                Error::invalid(
+                    "sender.authorization",
+                    "client-certificate authorization is not available yet in this version; use user-role",
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(at(
+                "sender.authorization",
+                "authorization",
+                Error::invalid(
+                    "sender.authorization",
+                    format!("unknown authorization {other:?}; use user-role"),
+                ),
+            ));
+        }
+    }
+    let role_names = sender.roles.unwrap_or_else(|| vec![ROLE_SEND.to_owned()]);
+    if role_names.is_empty() || role_names.len() > 20 {
+        return Err(at(
+            "sender.roles",
+            "roles",
+            Error::invalid("sender.roles", "give between 1 and 20 roles"),
+        ));
+    }
+    let roles = role_names
+        .iter()
+        .map(|r| {
+            RoleName::parse(r)
+                .map_err(|e| at("sender.roles", r, Error::invalid("sender.roles", e.to_string())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_body_bytes = sender.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    if max_body_bytes == 0 || max_body_bytes > MAX_MAX_BODY {
+        return Err(at(
+            "sender.max_body_bytes",
+            "max_body_bytes",
+            Error::invalid(
+                "sender.max_body_bytes",
+                format!("must be between 1 and {MAX_MAX_BODY}"),
+            ),
+        ));
+    }
+    if doc.steps.len() > MAX_STEPS {
+        return Err(at(
+            "steps",
+            "steps",
+            Error::invalid("steps", format!("at most {MAX_STEPS} steps")),
+        ));
+    }
+    let mut steps: Vec<Box<dyn Step>> = Vec::with_capacity(doc.steps.len());
+    for (i, step) in doc.steps.into_iter().enumerate() {
+        let field = format!("steps[{i}]");
+        match step {
+            StepDoc {
+                content_modifier: Some(cm),
+            } => {
+                let headers = templates(&cm.headers, &format!("{field}.content_modifier.headers"), yaml)?;
+                let properties = templates(
+                    &cm.properties,
+                    &format!("{field}.content_modifier.properties"),
+                    yaml,
+                )?;
+                steps.push(Box::new(ContentModifier::new(headers, properties)));
+            }
+            StepDoc {
+                content_modifier: None,
+            } => {
+                return Err(Error::invalid(field, "name the step kind: content_modifier"));
+            }
+        }
+    }
+    let receiver = match doc.receiver {
+        ReceiverDoc { reply: Some(r) } => Receiver::Reply(reply(r, yaml)?),
+        ReceiverDoc { reply: None } => {
+            return Err(located(
+                yaml,
+                "receiver",
+                "receiver",
+                Error::invalid("receiver", "name the receiver kind: reply"),
+            ));
+        }
+    };
+    Ok(Flow {
+        id,
+        address,
+        roles,
+        max_body_bytes,
+        steps,
+        receiver,
+    })
+}
+
+fn reply(r: ReplyDoc, yaml: &str) -> Result<ReplyReceiver, Error> {
+    let status = r.status.unwrap_or(200);
+    if !(200..=599).contains(&status) {
+        return Err(located(
+            yaml,
+            "receiver.reply.status",
+            "status",
+            Error::invalid(
+                "receiver.reply.status",
+                "must be an HTTP status between 200 and 599",
+            ),
+        ));
+    }
+    let body = match (r.echo.unwrap_or(false), r.body) {
+        (true, Some(_)) => {
+            return Err(located(
+                yaml,
+                "receiver.reply",
+                "echo",
+                Error::invalid("receiver.reply", "give either body or echo: true, not both"),
+            ));
+        }
+        (true, None) => ReplyBody::Echo,
+        (false, Some(b)) => ReplyBody::Template(Template::compile(&b).map_err(|m| {
+            located(
+                yaml,
+                "receiver.reply.body",
+                "body",
+                Error::invalid("receiver.reply.body", m),
+            )
+        })?),
+        (false, None) => ReplyBody::Empty,
+    };
+    let headers = templates(&r.headers, "receiver.reply.headers", yaml)?;
+    if let Some(ct) = &r.content_type
+        && (ct.is_empty() || ct.len() > 200 || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    {
+        return Err(Error::invalid(
+            "receiver.reply.content_type",
+            "must be a short printable ASCII media type",
+        ));
+    }
+    Ok(ReplyReceiver::new(status, headers, body, r.content_type))
+}
+
+/// Compiles a `name: template` mapping; names must be valid HTTP-style tokens.
+fn templates(map: &Mapping, field: &str, yaml: &str) -> Result<Vec<(String, Template)>, Error> {
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let name = scalar(k).ok_or_else(|| Error::invalid(field, "names must be text"))?;
+        if name.is_empty() || name.len() > 200 || !name.bytes().all(is_token_byte) {
+            return Err(located(
+                yaml,
+                field,
+                &name,
+                Error::invalid(field, format!("invalid name {name:?}")),
+            ));
+        }
+        let text = scalar(v).ok_or_else(|| {
+            located(
+                yaml,
+                field,
+                &name,
+                Error::invalid(
+                    format!("{field}.{name}"),
+                    "value must be text, a number or a boolean",
+                ),
+            )
+        })?;
+        let t = Template::compile(&text)
+            .map_err(|m| located(yaml, field, &name, Error::invalid(format!("{field}.{name}"), m)))?;
+        out.push((name, t));
+    }
+    Ok(out)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Adds the line where `key` first appears in the document to an `Invalid` error.
+fn located(yaml: &str, field: &str, key: &str, e: Error) -> Error {
+    let message = match e {
+        Error::Invalid { message, .. } => message,
+        other => other.to_string(),
+    };
+    let line = yaml
+        .lines()
+        .position(|l| l.contains(key))
+        .map(|i| format!(" (line {})", i + 1))
+        .unwrap_or_default();
+    Error::invalid(field, format!("{message}{line}"))
+}
+
+/// serde_norway appends " at line X column Y" itself; we add our own uniform suffix.
+fn strip_location(text: &str) -> &str {
+    match text.find(" at line ") {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Expressions in flow values, in Camel's *simple* style: `${header.NAME}`, `${property.NAME}`
+//! and `${body}` inside literal text. Compiled once at deploy time into parts.
+
+use crate::message::Message;
+
+/// One piece of a compiled template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Header(String),
+    Property(String),
+    Body,
+}
+
+/// A compiled template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Compiles `text`; the error says which expression is not understood.
+    pub fn compile(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            if start > 0 {
+                parts.push(Part::Text(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed expression in {text:?}"))?;
+            let inner = after[..end].trim();
+            parts.push(if let Some(name) = inner.strip_prefix("header.") {
+                Part::Header(checked_name(name)?)
+            } else if let Some(name) = inner.strip_prefix("property.") {
+                Part::Property(checked_name(name)?)
+            } else if inner == "body" || inner == "in.body" {
+                Part::Body
+            } else {
+                return Err(format!(
+                    "unknown expression ${{{inner}}}; use ${{header.NAME}}, ${{property.NAME}} or ${{body}}"
+                ));
+            });
+            rest = &after[end + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Self { parts })
+    }
+
+    /// Whether the template reads nothing from the message.
+    pub fn is_constant(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text(_)))
+    }
+
+    /// Evaluates against a message; absent headers and properties read as empty text.
+    pub fn render(&self, msg: &Message) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => out.push_str(t),
+                Part::Header(n) => out.push_str(msg.header(n).unwrap_or("")),
+                Part::Property(n) => out.push_str(msg.property(n).unwrap_or("")),
+                Part::Body => out.push_str(&String::from_utf8_lossy(&msg.body)),
+            }
+        }
+        out
+    }
+}
+
+fn checked_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > 200 || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'}') {
+        return Err(format!("invalid name {name:?} in expression"));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_and_renders() {
+        let mut m = Message::new(b"hi".to_vec().into());
+        m.set_header("SapAuthenticatedUserName", "alice");
+        m.set_property("pid", "P1");
+        let t = Template::compile(
+            "u=${header.sapauthenticatedusername} p=${property.pid} b=${body} x=${header.none}",
+        )
+        .expect("valid");
+        assert_eq!(t.render(&m), "u=alice p=P1 b=hi x=");
+        assert!(Template::compile("plain").expect("valid").is_constant());
+        assert!(Template::compile("${date}").is_err());
+        assert!(Template::compile("${header.a").is_err());
+        assert!(Template::compile("${header.}").is_err());
+    }
+}

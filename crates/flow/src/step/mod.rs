@@ -1,0 +1,26 @@
+//! Flow steps. A step is a type implementing [`Step`]; one file per step kind.
+
+mod content_modifier;
+
+pub use content_modifier::ContentModifier;
+
+use crate::message::Message;
+
+/// Why a step stopped the message; decides the sender's status and the MPL error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    /// HTTP status for the sender (4xx when the message is at fault, 5xx when we are).
+    pub status: u16,
+    /// Error kind for the JSON body (`forbidden`, `bad_request`, `flow_error`).
+    pub kind: &'static str,
+    /// A message safe to show the sender.
+    pub message: String,
+}
+
+/// One processing step of a flow, compiled at deploy time and shared by all messages.
+pub trait Step: Send + Sync + std::fmt::Debug {
+    /// The step kind as written in YAML.
+    fn kind(&self) -> &'static str;
+    /// Processes the message in place.
+    fn process(&self, msg: &mut Message) -> Result<(), StepError>;
+}

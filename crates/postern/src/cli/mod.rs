@@ -1,0 +1,95 @@
+//! Command-line parsing and dispatch.
+
+mod client;
+mod flow;
+mod mpl;
+mod role;
+mod serve;
+mod service;
+mod user;
+
+use clap::{Args, Parser, Subcommand};
+
+pub(crate) use client::Client;
+
+/// Postern: a self-hosted inbound gateway for integration flows.
+#[derive(Parser)]
+#[command(name = "postern", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// How management commands reach the server.
+#[derive(Args, Clone)]
+pub(crate) struct Connection {
+    /// Base URL of the running server.
+    #[arg(
+        long,
+        global = true,
+        env = "POSTERN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// Admin user (a technical user with Postern.Admin, or an api-plan client id).
+    #[arg(long, global = true, env = "POSTERN_USER", default_value = "admin")]
+    user: String,
+    /// Its password or client secret (prefer the environment variable over the flag).
+    #[arg(long, global = true, env = "POSTERN_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// User roles (Monitor > Manage Security > User Roles).
+    #[command(subcommand)]
+    Role(role::RoleCommand),
+    /// Service instances (plan integration-flow or api).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Service keys of an instance.
+    #[command(subcommand, name = "service-key")]
+    ServiceKey(service::KeyCommand),
+    /// Technical users with passwords.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Integration flows: deploy, undeploy, list.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
+    /// Message processing logs.
+    #[command(subcommand)]
+    Mpl(mpl::MplCommand),
+    /// The audit log, newest first.
+    Audit {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Role(c) => role::run(c, &Client::new(&cli.conn)?).await,
+        Command::Service(c) => service::run(c, &Client::new(&cli.conn)?).await,
+        Command::ServiceKey(c) => service::run_key(c, &Client::new(&cli.conn)?).await,
+        Command::User(c) => user::run(c, &Client::new(&cli.conn)?).await,
+        Command::Flow(c) => flow::run(c, &Client::new(&cli.conn)?).await,
+        Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
+        Command::Audit { limit } => {
+            let client = Client::new(&cli.conn)?;
+            let v = client.get(&format!("/admin/v1/audit?limit={limit}")).await?;
+            client.print(&v, |v| {
+                client::table(v, &["id", "at", "actor", "action", "target", "source"]);
+            });
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `postern serve`: configuration (flags, then `POSTERN_*` environment, then the TOML file, then
+//! defaults), the data directory (SQLite file, master key), the bootstrap admin, listeners, and
+//! graceful shutdown on SIGTERM / Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use postern_auth::Authenticator;
+use postern_auth::password::CachedVerifier;
+use postern_auth::secret::{SecretHasher, random};
+use postern_server::{AppState, ServerConfig};
+use postern_store::SqliteStore;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Deserialize, ValueEnum, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `postern serve`; each also reads `POSTERN_<NAME>` and the `--config` file.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// TOML file with the same keys (data-dir, http, database, public-url, log-format).
+    #[arg(long, env = "POSTERN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: SQLite database and master key [default: ./postern-data].
+    #[arg(long, env = "POSTERN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Plain-HTTP listen address, `-` for none [default: 127.0.0.1:8080].
+    #[arg(long, env = "POSTERN_HTTP")]
+    http: Option<String>,
+    /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/postern.db].
+    #[arg(long, env = "POSTERN_DATABASE")]
+    database: Option<String>,
+    /// Public base URL put into service keys and endpoint URLs [default: from the listener].
+    #[arg(long, env = "POSTERN_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "POSTERN_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// The `--config` file: the same keys as the flags, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    http: Option<String>,
+    database: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+/// The resolved configuration.
+struct Config {
+    data_dir: PathBuf,
+    http: Option<SocketAddr>,
+    database: String,
+    public_url: Option<String>,
+    log_format: LogFormat,
+}
+
+fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("postern-data"));
+    let http = listen_addr(
+        "http",
+        args.http.or(file.http).as_deref().unwrap_or("127.0.0.1:8080"),
+    )?;
+    if http.is_none() {
+        bail!("--http - leaves no listener; give an address");
+    }
+    let database = args
+        .database
+        .or(file.database)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("postern.db").display()));
+    if !database.starts_with("sqlite://") {
+        bail!("--database: only sqlite://PATH is supported in this version");
+    }
+    Ok(Config {
+        data_dir,
+        http,
+        database,
+        public_url: args.public_url.or(file.public_url),
+        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+    })
+}
+
+fn listen_addr(name: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if value == "-" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("--{name}: {value:?} is not an address such as 127.0.0.1:8080"))
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve(args)?;
+    init_logging(config.log_format);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let master = master_key(&config.data_dir)?;
+    let store = Arc::new(
+        SqliteStore::open(&config.database)
+            .await
+            .context("opening the database")?,
+    );
+    let admin_password = std::env::var("POSTERN_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(generated) =
+        postern_server::bootstrap::ensure_admin(store.as_ref(), admin_password.as_deref(), now_ms()).await?
+    {
+        // Shown once, on the terminal only: this is the one way to learn it.
+        eprintln!(
+            "\n  Created the administrator `admin` with the generated password:\n\n      {generated}\n\n  It is not shown again. Set POSTERN_ADMIN_PASSWORD on first start to choose it.\n"
+        );
+    }
+    let listener = match config.http {
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?,
+        None => bail!("no listener configured"),
+    };
+    let bound = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let authn = Authenticator::new(
+        SecretHasher::new(&master, "postern client secret v1"),
+        CachedVerifier::new(SecretHasher::new(&master, "postern password cache v1"), 10_000),
+    );
+    let (state, writers) = AppState::start(
+        store.clone(),
+        authn,
+        ServerConfig {
+            public_url: public_url.clone(),
+            zone: "postern".into(),
+        },
+    )
+    .await?;
+    tracing::info!(http = %bound, public_url = %public_url, data_dir = %config.data_dir.display(), "postern listening");
+    postern_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("listener closed; flushing message processing logs");
+    writers.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads the 32-byte master key from the data directory, creating it (mode 0600) on first start.
+fn master_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join("master.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random::<32>();
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

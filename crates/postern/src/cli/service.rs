@@ -1,0 +1,165 @@
+//! `postern service ...` and `postern service-key ...`: instances and keys, like
+//! `cf create-service it-rt integration-flow NAME -c params.json` and `cf create-service-key`.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{Client, cell, parameters, seg, table};
+
+#[derive(Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Create a service instance.
+    Create {
+        /// Instance name (up to 32 of A-Z a-z 0-9 . _ -).
+        name: String,
+        /// Plan: integration-flow (senders) or api (admin API clients).
+        #[arg(long, default_value = "integration-flow")]
+        plan: String,
+        /// Parameters as JSON or a JSON file: {"roles": [...], "grant-types": [...], ...}.
+        #[arg(short = 'c', long = "parameters")]
+        parameters: Option<String>,
+    },
+    /// List instances.
+    List,
+    /// Show one instance with its keys.
+    Show {
+        /// Instance name.
+        name: String,
+    },
+    /// Delete an instance and all its keys.
+    Delete {
+        /// Instance name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Create a key and print the key document (the secret is shown only this once).
+    Create {
+        /// Instance name.
+        instance: String,
+        /// Key name.
+        name: String,
+        /// Parameters as JSON or a JSON file: {"key-type": "clientsecret"}.
+        #[arg(short = 'c', long = "parameters")]
+        parameters: Option<String>,
+    },
+    /// List an instance's keys (never their secrets).
+    List {
+        /// Instance name.
+        instance: String,
+    },
+    /// Delete a key; its secret stops working at once.
+    Delete {
+        /// Instance name.
+        instance: String,
+        /// Key name.
+        name: String,
+    },
+}
+
+pub(crate) async fn run(cmd: ServiceCommand, c: &Client) -> anyhow::Result<()> {
+    match cmd {
+        ServiceCommand::Create {
+            name,
+            plan,
+            parameters: p,
+        } => {
+            let body = json!({ "name": name, "plan": plan, "parameters": parameters(p.as_deref())? });
+            let v = c.post("/admin/v1/service-instances", body).await?;
+            c.print(&v, |v| {
+                println!("service instance {name} created (plan {plan})");
+                println!("clientid: {}", cell(v.get("clientid")));
+                println!("roles:    {}", cell(v.pointer("/parameters/roles")));
+            });
+        }
+        ServiceCommand::List => {
+            let v = c.get("/admin/v1/service-instances").await?;
+            c.print(&v, |v| {
+                let rows: Vec<Value> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| {
+                        json!({
+                            "name": i["name"], "plan": i["plan"], "roles": i["parameters"]["roles"],
+                            "keys": i["keys"].as_array().map(Vec::len).unwrap_or(0), "clientid": i["clientid"],
+                        })
+                    })
+                    .collect();
+                table(&Value::Array(rows), &["name", "plan", "roles", "keys", "clientid"]);
+            });
+        }
+        ServiceCommand::Show { name } => {
+            let v = c
+                .get(&format!("/admin/v1/service-instances/{}", seg(&name)))
+                .await?;
+            c.print(&v, |v| {
+                println!("name:        {}", cell(v.get("name")));
+                println!("plan:        {}", cell(v.get("plan")));
+                println!("clientid:    {}", cell(v.get("clientid")));
+                println!("roles:       {}", cell(v.pointer("/parameters/roles")));
+                println!("grant-types: {}", cell(v.pointer("/parameters/grant-types")));
+                println!(
+                    "created:     {} by {}",
+                    cell(v.get("createdAt")),
+                    cell(v.get("createdBy"))
+                );
+                println!();
+                table(&v["keys"], &["name", "keyType", "createdAt", "createdBy"]);
+            });
+        }
+        ServiceCommand::Delete { name } => {
+            c.delete(&format!("/admin/v1/service-instances/{}", seg(&name)))
+                .await?;
+            c.print(&json!({ "deleted": name }), |_| {
+                println!("service instance {name} deleted")
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_key(cmd: KeyCommand, c: &Client) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            instance,
+            name,
+            parameters: p,
+        } => {
+            let body = json!({ "name": name, "parameters": parameters(p.as_deref())? });
+            let v = c
+                .post(
+                    &format!("/admin/v1/service-instances/{}/keys", seg(&instance)),
+                    body,
+                )
+                .await?;
+            // The document is the point of this command: always print it whole.
+            if !c.json() {
+                eprintln!(
+                    "service key {name} created; store the document below, the secret is not shown again:"
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        KeyCommand::List { instance } => {
+            let v = c
+                .get(&format!("/admin/v1/service-instances/{}/keys", seg(&instance)))
+                .await?;
+            c.print(&v, |v| table(v, &["name", "keyType", "createdAt", "createdBy"]));
+        }
+        KeyCommand::Delete { instance, name } => {
+            c.delete(&format!(
+                "/admin/v1/service-instances/{}/keys/{}",
+                seg(&instance),
+                seg(&name)
+            ))
+            .await?;
+            c.print(&json!({ "deleted": name }), |_| {
+                println!("service key {name} of {instance} deleted")
+            });
+        }
+    }
+    Ok(())
+}

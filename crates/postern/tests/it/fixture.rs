@@ -1,0 +1,275 @@
+//! A running `postern serve` for one test, killed on drop, with its log lines kept for
+//! assertions (the secret-leak checks read them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+pub(crate) const ADMIN_PASSWORD: &str = "test-admin-password-1";
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_postern");
+
+pub(crate) struct Server {
+    child: Option<Child>,
+    pub(crate) url: String,
+    pub(crate) dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub(crate) logs: Arc<Mutex<Vec<String>>>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub(crate) async fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, Arc::new(Mutex::new(Vec::new()))).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (a restart), appending to `logs`.
+    pub(crate) async fn start_in(dir: &Path, logs: Arc<Mutex<Vec<String>>>) -> Server {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("POSTERN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "debug,sqlx=warn,hyper=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn postern");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for stream in [
+            Box::new(child.stderr.take().expect("stderr")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().expect("stdout")),
+        ] {
+            let logs = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    logs.lock().expect("logs").push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("server did not start; logs: {:?}", logs.lock().expect("logs")));
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && let Some(addr) = v.pointer("/fields/http").and_then(Value::as_str)
+            {
+                break format!("http://{addr}");
+            }
+        };
+        let server = Server {
+            child: Some(child),
+            url,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            logs,
+            http: reqwest::Client::new(),
+        };
+        let health = server
+            .http
+            .get(server.at("/healthz"))
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(health.status(), 200);
+        server
+    }
+
+    pub(crate) fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns whether it exited successfully.
+    pub(crate) fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops this process and starts a new one on the same data directory.
+    pub(crate) async fn restart(mut self) -> Server {
+        assert!(self.terminate(), "clean exit on SIGTERM");
+        let mut next = Server::start_in(&self.dir.clone(), self.logs.clone()).await;
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    /// Runs the CLI against this server; returns (success, stdout, stderr).
+    pub(crate) fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("POSTERN_URL", &self.url)
+            .env("POSTERN_USER", "admin")
+            .env("POSTERN_PASSWORD", ADMIN_PASSWORD)
+            .output()
+            .expect("run cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs the CLI and expects success.
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.cli(args);
+        assert!(ok, "postern {args:?} failed: {err}{out}");
+        out
+    }
+
+    /// An admin API call with the bootstrap admin; returns status and JSON (Null when empty).
+    pub(crate) async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.at(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin call");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a role, an integration-flow instance with it, and a key; returns (clientid, secret).
+    pub(crate) async fn sender(&self, role: &str, instance: &str) -> (String, String) {
+        let (st, _) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/user-roles",
+                Some(json!({ "name": role })),
+            )
+            .await;
+        assert!(st == 201 || st == 409, "role: {st}");
+        let (st, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/service-instances",
+                Some(json!({ "name": instance, "plan": "integration-flow", "parameters": { "roles": [role] } })),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        self.key(instance, "k1").await
+    }
+
+    /// Creates a key on an instance; returns (clientid, secret).
+    pub(crate) async fn key(&self, instance: &str, name: &str) -> (String, String) {
+        let (st, doc) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/v1/service-instances/{instance}/keys"),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(st, 201, "{doc}");
+        (
+            doc["oauth"]["clientid"].as_str().expect("clientid").to_owned(),
+            doc["oauth"]["clientsecret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// Deploys a flow YAML through the admin API.
+    pub(crate) async fn deploy(&self, yaml: &str) -> (u16, Value) {
+        let id = yaml
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .expect("flow id")
+            .trim()
+            .to_owned();
+        let resp = self
+            .http
+            .put(self.at(&format!("/admin/v1/flows/{id}")))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .body(yaml.to_owned())
+            .send()
+            .await
+            .expect("deploy");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs a body to a flow with an `Authorization` header value.
+    pub(crate) async fn call(
+        &self,
+        address: &str,
+        authorization: Option<&[u8]>,
+        body: &str,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.at(&format!("/http{address}")))
+            .body(body.to_owned());
+        if let Some(a) = authorization {
+            req = req.header(
+                "authorization",
+                reqwest::header::HeaderValue::from_bytes(a).expect("header value"),
+            );
+        }
+        req.send().await.expect("call flow")
+    }
+
+    /// All log lines so far.
+    pub(crate) fn log_text(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `Basic base64(user:password)`.
+pub(crate) fn basic(user: &str, password: &str) -> Vec<u8> {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+    .into_bytes()
+}
+
+/// A flow answering with the authenticated user, guarded by `role`.
+pub(crate) fn echo_user_flow(id: &str, address: &str, role: &str) -> String {
+    format!(
+        "id: {id}\nsender:\n  adapter: https\n  address: {address}\n  authorization: user-role\n  roles: [{role}]\n  max_body_bytes: 2048\nsteps:\n  - content_modifier: {{ headers: {{ who: \"${{header.SapAuthenticatedUserName}}\" }} }}\nreceiver:\n  reply: {{ status: 200, body: \"user=${{header.who}}\" }}\n"
+    )
+}

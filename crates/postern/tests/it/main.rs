@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `postern` binary, started on 127.0.0.1 with a temporary data
+//! directory, driven with a real HTTP client and the real CLI.
+
+#![allow(missing_docs)]
+
+mod admin_api;
+mod fixture;
+mod lifecycle;
+mod mpl;
+mod sender;

@@ -1,0 +1,44 @@
+//! The native admin API (`/admin/v1`): what the BTP cockpit and the tenant's *Manage Security*
+//! do. Plain JSON; every endpoint requires `Postern.Admin`. Handlers are thin: they call the
+//! admin services in the domain crates inside [`AppState::write`], which publishes the new
+//! snapshot before the answer goes out.
+
+mod audit;
+mod flows;
+mod instances;
+mod roles;
+mod users;
+
+use axum::Router;
+use postern_core::time::rfc3339;
+use postern_store::Ctx;
+
+use crate::extract::{Admin, now_ms};
+use crate::state::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .merge(roles::router())
+        .merge(instances::router())
+        .merge(users::router())
+        .merge(flows::router())
+        .merge(audit::router())
+}
+
+/// The write context for an admin request.
+fn ctx<'a>(state: &'a AppState, admin: &'a Admin, now: i64) -> Ctx<'a> {
+    Ctx {
+        store: state.store(),
+        actor: &admin.principal.name,
+        source: &admin.source,
+        now,
+    }
+}
+
+fn time(ms: i64) -> String {
+    rfc3339(ms)
+}
+
+fn now() -> i64 {
+    now_ms()
+}

@@ -1,0 +1,138 @@
+//! The one error type of the HTTP edge. A single `match` maps domain error kinds to statuses; the
+//! body is `{"error", "message", "messageId"}` and never carries an error chain or a secret.
+//! Internal detail is logged here, not sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use postern_core::Error;
+
+/// A new message GUID: 28 characters of base64url from 168 random bits (SAP's MPL ids have the
+/// same length and alphabet).
+pub(crate) fn new_guid() -> String {
+    URL_SAFE_NO_PAD.encode(postern_auth::secret::random::<21>())
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+    pub(crate) message_id: Option<String>,
+    /// `WWW-Authenticate` challenge to send with a 401.
+    pub(crate) challenge: Option<&'static str>,
+    pub(crate) allow: Option<&'static str>,
+}
+
+/// The Basic challenge every 401 carries.
+pub(crate) const BASIC_CHALLENGE: &str = "Basic realm=\"postern\"";
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            message_id: None,
+            challenge: None,
+            allow: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self {
+            challenge: Some(BASIC_CHALLENGE),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required: missing or invalid credentials",
+            )
+        }
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds this endpoint's limit of {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("use {allow}"),
+            )
+        }
+    }
+
+    pub(crate) fn with_id(mut self, id: &str) -> Self {
+        self.message_id = Some(id.to_owned());
+        self
+    }
+
+    /// Maps a domain error; internal detail is logged and replaced by a generic text.
+    pub(crate) fn from_domain(e: Error) -> Self {
+        match e {
+            Error::Invalid { .. } => Self::bad_request(e.to_string()),
+            Error::NotFound(_) => Self::not_found(e.to_string()),
+            Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            Error::Forbidden(m) => Self::forbidden(m),
+            Error::Unavailable(detail) => {
+                tracing::error!(error = %detail, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; try again later",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let id = self.message_id.unwrap_or_else(new_guid);
+        let body = Json(serde_json::json!({ "error": self.kind, "message": self.message, "messageId": id }));
+        let mut resp = (self.status, body).into_response();
+        let h = resp.headers_mut();
+        if let Some(c) = self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(a) = self.allow {
+            h.insert(header::ALLOW, HeaderValue::from_static(a));
+        }
+        resp
+    }
+}
+
+/// The answer for paths no route serves.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}

@@ -1,0 +1,51 @@
+//! Postern's HTTP server: the sender endpoints (`/http/*`), the native admin API
+//! (`/admin/v1`), the SAP-compatible OData API (`/api/v1`), health and metrics. [`app`] builds
+//! the router apart from any socket so tests can drive it; [`serve`] runs it on a listener with
+//! graceful shutdown.
+
+mod admin;
+mod batch;
+pub mod bootstrap;
+mod error;
+mod extract;
+mod metrics;
+mod odata;
+mod sender;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use state::{AppState, ServerConfig};
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics::render))
+        .merge(sender::router())
+        .nest("/admin/v1", admin::router())
+        .nest("/api/v1", odata::router())
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "UP", "snapshotVersion": state.live().version }))
+}
+
+/// Serves the app on `listener` until `shutdown` resolves; in-flight requests then finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,211 @@
+//! The sender endpoint `/http/<address>` (SAP's HTTPS sender adapter): route to the deployed
+//! flow, authenticate, check the channel's user role, bound the body, run the flow, answer, and
+//! log the message (MPL) off the request path. Everything it reads comes from the live snapshot.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http_body_util::{BodyExt, Limited};
+use postern_auth::Principal;
+use postern_auth::authz::require_any;
+use postern_core::mpl::{Mpl, MplStatus};
+use postern_flow::Message;
+use postern_flow::table::DeployedFlow;
+
+use crate::error::{ApiError, new_guid};
+use crate::extract::{auth_failed, now_ms};
+use crate::state::AppState;
+
+/// The header carrying the authenticated user into the flow.
+pub(crate) const USER_HEADER: &str = "SapAuthenticatedUserName";
+/// The response header naming the message's MPL.
+pub(crate) const MPL_HEADER: &str = "SAP_MessageProcessingLogID";
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/http/{*path}", any(handle))
+}
+
+async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let status_and_response = process(&state, req).await;
+    state
+        .metrics()
+        .sender_status(status_and_response.status().as_u16());
+    status_and_response
+}
+
+async fn process(state: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let live = state.live_full();
+    let path = parts.uri.path().strip_prefix("/http").unwrap_or("");
+    let Some(flow) = live.flows.route(path).cloned() else {
+        return ApiError::not_found("no deployed flow serves this address").into_response();
+    };
+    if parts.method != Method::POST && parts.method != Method::PUT {
+        return ApiError::method_not_allowed("POST, PUT").into_response();
+    }
+    let principal = match state
+        .authn()
+        .authenticate(
+            &live.security,
+            parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(failure) => {
+            let source = crate::extract::peer_of(&parts.extensions);
+            return auth_failed(state, failure, &source, parts.uri.path()).into_response();
+        }
+    };
+    drop(live);
+    let mut log = MplDraft::start(&flow, &principal);
+    if let Err(missing) = require_any(&principal, &flow.flow.roles) {
+        let message = format!("{} is not authorized for this flow: {missing}", principal.name);
+        return log.failed(state, ApiError::forbidden(message)).await;
+    }
+    let limit = flow.flow.max_body_bytes;
+    if let Some(len) = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limit
+    {
+        return log.failed(state, ApiError::too_large(limit)).await;
+    }
+    let body = match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return log.failed(state, ApiError::too_large(limit)).await;
+        }
+        Err(_) => {
+            let e = ApiError::bad_request("the request body could not be read");
+            return log.failed(state, e).await;
+        }
+    };
+    let mut msg = Message::new(body);
+    copy_headers(&parts.headers, &mut msg);
+    msg.set_header(USER_HEADER, principal.name.as_ref());
+    msg.set_header("CamelHttpMethod", parts.method.as_str());
+    msg.set_header("CamelHttpPath", path);
+    if let Some(q) = parts.uri.query() {
+        msg.set_header("CamelHttpQuery", q);
+    }
+    match flow.flow.process(msg) {
+        Ok(reply) => {
+            let mut resp = Response::new(Body::from(reply.body));
+            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            let h = resp.headers_mut();
+            for (name, value) in &reply.headers {
+                match (
+                    HeaderName::try_from(name.as_str()),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    (Ok(n), Ok(v)) => {
+                        h.append(n, v);
+                    }
+                    _ => {
+                        tracing::warn!(flow = %flow.flow.id, header = %name, "reply header value is not valid HTTP; left out")
+                    }
+                }
+            }
+            if let Some(ct) = reply.content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
+                h.insert(CONTENT_TYPE, ct);
+            }
+            log.completed(state, resp).await
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            log.failed(state, ApiError::new(status, e.kind, e.message)).await
+        }
+    }
+}
+
+/// Request headers that never reach a flow: credentials, hop-by-hop headers, and headers only
+/// the runtime may set (SAP removes `Camel*` and sets `SapAuthenticatedUserName` itself).
+fn copy_headers(headers: &HeaderMap, msg: &mut Message) {
+    const DROP: [&str; 10] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "sapauthenticatedusername",
+    ];
+    for (name, value) in headers {
+        let n = name.as_str();
+        if DROP.contains(&n) || n.starts_with("camel") {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            msg.set_header(n, v);
+        }
+    }
+}
+
+/// The MPL of one message, finished when the answer is known.
+struct MplDraft {
+    guid: String,
+    flow_id: String,
+    user: String,
+    start: i64,
+}
+
+impl MplDraft {
+    fn start(flow: &Arc<DeployedFlow>, principal: &Principal) -> Self {
+        Self {
+            guid: new_guid(),
+            flow_id: flow.flow.id.to_string(),
+            user: principal.name.to_string(),
+            start: now_ms(),
+        }
+    }
+
+    async fn failed(&mut self, state: &AppState, error: ApiError) -> Response {
+        let status = error.status.as_u16();
+        self.finish(state, MplStatus::Failed, status, Some(error.message.clone()))
+            .await;
+        let guid = self.guid.clone();
+        let mut resp = error.with_id(&guid).into_response();
+        set_mpl_header(&mut resp, &guid);
+        resp
+    }
+
+    async fn completed(&mut self, state: &AppState, mut resp: Response) -> Response {
+        self.finish(state, MplStatus::Completed, resp.status().as_u16(), None)
+            .await;
+        set_mpl_header(&mut resp, &self.guid);
+        resp
+    }
+
+    async fn finish(&mut self, state: &AppState, status: MplStatus, http_status: u16, error: Option<String>) {
+        let entry = Mpl {
+            guid: self.guid.clone(),
+            flow_id: std::mem::take(&mut self.flow_id),
+            status,
+            user: std::mem::take(&mut self.user),
+            sender: String::new(),
+            receiver: String::new(),
+            log_start: self.start,
+            log_end: now_ms(),
+            http_status,
+            error,
+        };
+        state.mpl().send(entry).await;
+    }
+}
+
+fn set_mpl_header(resp: &mut Response, guid: &str) {
+    if let Ok(v) = HeaderValue::try_from(guid) {
+        resp.headers_mut().insert(MPL_HEADER, v);
+    }
+}

@@ -1,0 +1,199 @@
+//! Shared server state: the store, the live snapshot (security tables and deployed flows, swapped
+//! whole on every change), the authenticator, and the background writers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use postern_auth::Authenticator;
+use postern_core::model::AuditEntry;
+use postern_core::mpl::Mpl;
+use postern_core::snapshot::Snapshot;
+use postern_core::{Error, Result};
+use postern_flow::FlowTable;
+use postern_store::Store;
+use tokio::sync::Mutex;
+
+use crate::batch::{BatchSink, BatchWriter};
+use crate::metrics::Metrics;
+
+/// Settings the server needs at run time.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Public base URL of this server, used in service key documents (`url`, `tokenurl`).
+    pub public_url: String,
+    /// Zone (tenant) name used in generated client ids.
+    pub zone: String,
+}
+
+/// What the request path reads: one immutable value, replaced whole on every change.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Keys, users, roles.
+    pub security: Snapshot,
+    /// Deployed flows.
+    pub flows: FlowTable,
+    /// Increases with every change.
+    pub version: u64,
+}
+
+/// Cheap-to-clone handle to everything the handlers need.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    live: ArcSwap<Live>,
+    version: AtomicU64,
+    authn: Authenticator,
+    config: ServerConfig,
+    // Serialises admin writes with their snapshot rebuild, so a slower rebuild can never publish
+    // an older state after a newer one. Held across `.await`, hence tokio's Mutex.
+    writes: Mutex<()>,
+    mpl: BatchSink<Mpl>,
+    audit: BatchSink<AuditEntry>,
+    metrics: Metrics,
+}
+
+/// Background writers to wait for at shutdown.
+pub struct Writers {
+    mpl: BatchWriter,
+    audit: BatchWriter,
+}
+
+impl Writers {
+    /// Flushes what is queued and stops the writers.
+    pub async fn shutdown(self) {
+        self.mpl.shutdown().await;
+        self.audit.shutdown().await;
+    }
+}
+
+impl AppState {
+    /// Builds the state, loads the first snapshot and starts the background writers.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        authn: Authenticator,
+        config: ServerConfig,
+    ) -> Result<(Self, Writers)> {
+        let metrics = Metrics::default();
+        let (mpl, mpl_writer) = {
+            let store = store.clone();
+            BatchWriter::spawn("mpl", metrics.mpl_queue.clone(), move |batch: Vec<Mpl>| {
+                let store = store.clone();
+                async move { store.insert_mpls(&batch).await }
+            })
+        };
+        let (audit, audit_writer) = {
+            let store = store.clone();
+            BatchWriter::spawn(
+                "audit",
+                metrics.audit_queue.clone(),
+                move |batch: Vec<AuditEntry>| {
+                    let store = store.clone();
+                    async move { store.append_audit(&batch).await }
+                },
+            )
+        };
+        let state = Self(Arc::new(Inner {
+            store,
+            live: ArcSwap::from_pointee(Live::default()),
+            version: AtomicU64::new(0),
+            authn,
+            config,
+            writes: Mutex::new(()),
+            mpl,
+            audit,
+            metrics,
+        }));
+        state.reload().await?;
+        Ok((
+            state,
+            Writers {
+                mpl: mpl_writer,
+                audit: audit_writer,
+            },
+        ))
+    }
+
+    /// The current snapshot.
+    pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.0.live.load()
+    }
+
+    /// The current snapshot as an owned handle, for holding across `.await`.
+    pub fn live_full(&self) -> Arc<Live> {
+        self.0.live.load_full()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    /// The authenticator.
+    pub fn authn(&self) -> &Authenticator {
+        &self.0.authn
+    }
+
+    /// Run-time settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub(crate) fn mpl(&self) -> &BatchSink<Mpl> {
+        &self.0.mpl
+    }
+
+    pub(crate) fn audit(&self) -> &BatchSink<AuditEntry> {
+        &self.0.audit
+    }
+
+    /// Runs an admin write and publishes the resulting snapshot before answering, so the very
+    /// next request sees the change.
+    pub async fn write<T>(&self, change: impl Future<Output = Result<T>>) -> Result<T> {
+        let _guard = self.0.writes.lock().await;
+        let out = change.await;
+        // Rebuild even after a failed write: part of it may have landed before the error.
+        self.reload_locked().await?;
+        out
+    }
+
+    /// Rebuilds the snapshot from the store.
+    pub async fn reload(&self) -> Result<()> {
+        let _guard = self.0.writes.lock().await;
+        self.reload_locked().await
+    }
+
+    async fn reload_locked(&self) -> Result<()> {
+        let store = self.store();
+        let (instances, keys, users, flows) = (
+            store.instances().await?,
+            store.keys(None).await?,
+            store.users().await?,
+            store.flows().await?,
+        );
+        let (table, failed) = FlowTable::build(&flows);
+        for (id, e) in failed {
+            tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
+        }
+        let version = self.0.version.fetch_add(1, Ordering::Relaxed) + 1;
+        self.0.live.store(Arc::new(Live {
+            security: Snapshot::build(&instances, &keys, &users),
+            flows: table,
+            version,
+        }));
+        self.0.metrics.snapshot_version.store(version, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl From<Error> for crate::error::ApiError {
+    fn from(e: Error) -> Self {
+        crate::error::ApiError::from_domain(e)
+    }
+}

@@ -1,0 +1,125 @@
+//! Postern's storage: repository traits grouped by capability, and their SQLite implementation
+//! (the embedded default). Callers hold an `Arc<dyn Store>`; a PostgreSQL backend implements the
+//! same traits without touching them. Queries are plain runtime SQL (no compile-time database).
+
+mod ctx;
+mod sqlite;
+
+use async_trait::async_trait;
+use postern_core::Result;
+use postern_core::model::{AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser};
+use postern_core::mpl::{Condition, Mpl, MplQuery};
+
+pub use ctx::Ctx;
+pub use sqlite::SqliteStore;
+
+/// Who uses a role; a role in use cannot be deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleUsage {
+    /// Service instances that carry it.
+    pub instances: Vec<String>,
+    /// Technical users that hold it.
+    pub users: Vec<String>,
+    /// Deployed flows whose sender requires it.
+    pub flows: Vec<String>,
+}
+
+impl RoleUsage {
+    /// Whether nothing uses the role.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.users.is_empty() && self.flows.is_empty()
+    }
+}
+
+/// User roles.
+#[async_trait]
+pub trait RoleStore {
+    /// All roles, by name.
+    async fn roles(&self) -> Result<Vec<Role>>;
+    /// One role.
+    async fn role(&self, name: &str) -> Result<Option<Role>>;
+    /// Inserts a role; `Conflict` if the name exists.
+    async fn insert_role(&self, role: &Role) -> Result<()>;
+    /// Changes a role's description; false if there is no such role.
+    async fn update_role_description(&self, name: &str, description: &str, now: i64) -> Result<bool>;
+    /// Deletes a role unless something uses it: returns the usage instead of deleting then.
+    /// `Ok(None)` when the role did not exist.
+    async fn delete_role(&self, name: &str) -> Result<Option<RoleUsage>>;
+}
+
+/// Service instances and their keys.
+#[async_trait]
+pub trait InstanceStore {
+    /// All instances, by name.
+    async fn instances(&self) -> Result<Vec<ServiceInstance>>;
+    /// One instance.
+    async fn instance(&self, name: &str) -> Result<Option<ServiceInstance>>;
+    /// Inserts an instance; `Conflict` if the name exists.
+    async fn insert_instance(&self, instance: &ServiceInstance) -> Result<()>;
+    /// Deletes an instance and its keys; false if it did not exist.
+    async fn delete_instance(&self, name: &str) -> Result<bool>;
+    /// Keys of one instance, or of all instances.
+    async fn keys(&self, instance: Option<&str>) -> Result<Vec<ServiceKey>>;
+    /// Inserts a key; `Conflict` if the instance already has a key of that name.
+    async fn insert_key(&self, key: &ServiceKey) -> Result<()>;
+    /// Deletes a key; false if it did not exist.
+    async fn delete_key(&self, instance: &str, name: &str) -> Result<bool>;
+}
+
+/// Technical users.
+#[async_trait]
+pub trait UserStore {
+    /// All users, by name.
+    async fn users(&self) -> Result<Vec<TechnicalUser>>;
+    /// One user.
+    async fn user(&self, name: &str) -> Result<Option<TechnicalUser>>;
+    /// Inserts a user; `Conflict` if the name exists.
+    async fn insert_user(&self, user: &TechnicalUser) -> Result<()>;
+    /// Replaces a user's password hash and roles; false if there is no such user.
+    async fn update_user(&self, user: &TechnicalUser) -> Result<bool>;
+    /// Deletes a user; false if it did not exist.
+    async fn delete_user(&self, name: &str) -> Result<bool>;
+}
+
+/// Deployed flows.
+#[async_trait]
+pub trait FlowStore {
+    /// All deployed flows, by id.
+    async fn flows(&self) -> Result<Vec<StoredFlow>>;
+    /// Deploys (inserts or replaces) a flow with its normalised address and required roles.
+    /// Returns true when it was new. `Conflict` if another flow has the address.
+    async fn put_flow(&self, flow: &StoredFlow, address: &str, roles: &[String]) -> Result<bool>;
+    /// Undeploys a flow; false if it was not deployed.
+    async fn delete_flow(&self, id: &str) -> Result<bool>;
+}
+
+/// Message processing logs.
+#[async_trait]
+pub trait MplStore {
+    /// Writes a batch in one transaction (a GUID seen twice keeps the first entry).
+    async fn insert_mpls(&self, batch: &[Mpl]) -> Result<()>;
+    /// Entries matching a query.
+    async fn query_mpls(&self, query: &MplQuery) -> Result<Vec<Mpl>>;
+    /// How many entries match the conditions.
+    async fn count_mpls(&self, conditions: &[Condition]) -> Result<u64>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditStore {
+    /// Appends entries (ids are assigned by the store).
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    /// The newest entries, newest first, at most `limit`, with ids below `before` when given.
+    async fn audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>>;
+}
+
+/// Everything a backend provides.
+pub trait Store:
+    RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + Send + Sync
+{
+}
+
+impl<T> Store for T where
+    T: RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + Send + Sync
+{
+}

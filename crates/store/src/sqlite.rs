@@ -1,0 +1,695 @@
+//! The SQLite backend: one file in the data directory, WAL journal, a single-connection write
+//! pool beside a small read pool (SQLite allows one writer; queuing writes in the pool avoids
+//! "database is locked").
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use postern_core::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
+use postern_core::model::{
+    AuditEntry, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser,
+};
+use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
+use postern_core::{Error, Result};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, UserStore};
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://PATH` URL or a plain path, and
+    /// applies the migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| Error::invalid("database", e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(storage)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| Error::Unavailable(format!("migrating {}: {e}", Path::new(path).display())))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(storage)?;
+        Ok(Self { read, write })
+    }
+
+    /// Closes both pools (after pending writes).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn storage(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("already exists".into()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable(e.to_string())
+        }
+        _ => Error::Internal(format!("database: {e}")),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("stored {what} is invalid: {e}"))
+}
+
+fn json_list(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| corrupt("list", e))
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::Value::from(list.to_vec()).to_string()
+}
+
+#[async_trait]
+impl RoleStore for SqliteStore {
+    async fn roles(&self) -> Result<Vec<Role>> {
+        let rows = sqlx::query(
+            "SELECT name, description, builtin, created_at, modified_at FROM roles ORDER BY name",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        rows.iter().map(role_row).collect()
+    }
+
+    async fn role(&self, name: &str) -> Result<Option<Role>> {
+        let row = sqlx::query(
+            "SELECT name, description, builtin, created_at, modified_at FROM roles WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(storage)?;
+        row.as_ref().map(role_row).transpose()
+    }
+
+    async fn insert_role(&self, role: &Role) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO roles (name, description, builtin, created_at, modified_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(role.name.as_str())
+        .bind(&role.description)
+        .bind(role.builtin)
+        .bind(role.created_at)
+        .bind(role.modified_at)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn update_role_description(&self, name: &str, description: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE roles SET description = ?, modified_at = ? WHERE name = ?")
+            .bind(description)
+            .bind(now)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_role(&self, name: &str) -> Result<Option<RoleUsage>> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        let list = |sql: &'static str| sqlx::query_scalar::<_, String>(sql).bind(name.to_owned());
+        let usage = RoleUsage {
+            instances: list("SELECT instance FROM instance_roles WHERE role = ? ORDER BY instance")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(storage)?,
+            users: list("SELECT user_name FROM user_roles WHERE role = ? ORDER BY user_name")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(storage)?,
+            flows: list("SELECT flow FROM flow_roles WHERE role = ? ORDER BY flow")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(storage)?,
+        };
+        if !usage.is_empty() {
+            return Ok(Some(usage));
+        }
+        let done = sqlx::query("DELETE FROM roles WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok((done.rows_affected() > 0).then(RoleUsage::default))
+    }
+}
+
+fn role_row(row: &sqlx::sqlite::SqliteRow) -> Result<Role> {
+    Ok(Role {
+        name: RoleName::parse(row.get("name")).map_err(|e| corrupt("role", e))?,
+        description: row.get("description"),
+        builtin: row.get("builtin"),
+        created_at: row.get("created_at"),
+        modified_at: row.get("modified_at"),
+    })
+}
+
+#[async_trait]
+impl InstanceStore for SqliteStore {
+    async fn instances(&self) -> Result<Vec<ServiceInstance>> {
+        let rows = sqlx::query(INSTANCE_SELECT)
+            .fetch_all(&self.read)
+            .await
+            .map_err(storage)?;
+        let roles = sqlx::query_as::<_, (String, String)>(
+            "SELECT instance, role FROM instance_roles ORDER BY instance, position",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.get("name");
+                let mine = roles.iter().filter(|(i, _)| *i == name).map(|(_, r)| r.as_str());
+                instance_row(row, mine)
+            })
+            .collect()
+    }
+
+    async fn instance(&self, name: &str) -> Result<Option<ServiceInstance>> {
+        let Some(row) = sqlx::query(INSTANCE_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let roles = sqlx::query_scalar::<_, String>(
+            "SELECT role FROM instance_roles WHERE instance = ? ORDER BY position",
+        )
+        .bind(name)
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        instance_row(&row, roles.iter().map(String::as_str)).map(Some)
+    }
+
+    async fn insert_instance(&self, i: &ServiceInstance) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO service_instances (name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i.name.as_str())
+        .bind(i.plan.as_str())
+        .bind(&i.client_id)
+        .bind(to_json(&i.grant_types))
+        .bind(to_json(&i.redirect_uris))
+        .bind(i64::from(i.token_validity))
+        .bind(i.created_at)
+        .bind(&i.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        for (position, role) in i.roles.iter().enumerate() {
+            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES (?, ?, ?)")
+                .bind(i.name.as_str())
+                .bind(role.as_str())
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn delete_instance(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM service_instances WHERE name = ?")
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn keys(&self, instance: Option<&str>) -> Result<Vec<ServiceKey>> {
+        let rows = match instance {
+            Some(i) => sqlx::query(
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by FROM service_keys WHERE instance = ? ORDER BY name",
+            )
+            .bind(i.to_owned())
+            .fetch_all(&self.read)
+            .await,
+            None => sqlx::query(
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by FROM service_keys ORDER BY instance, name",
+            )
+            .fetch_all(&self.read)
+            .await,
+        }
+        .map_err(storage)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn insert_key(&self, key: &ServiceKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.instance.as_str())
+        .bind(key.name.as_str())
+        .bind(key.key_type.as_str())
+        .bind(key.secret_hash.as_slice())
+        .bind(key.created_at)
+        .bind(&key.created_by)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn delete_key(&self, instance: &str, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM service_keys WHERE instance = ? AND name = ?")
+            .bind(instance)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+     FROM service_instances ORDER BY name";
+
+const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+     FROM service_instances WHERE name = ?";
+
+fn instance_row<'a>(
+    row: &sqlx::sqlite::SqliteRow,
+    roles: impl Iterator<Item = &'a str>,
+) -> Result<ServiceInstance> {
+    let plan = match row.get::<&str, _>("plan") {
+        "api" => Plan::Api,
+        "integration-flow" => Plan::IntegrationFlow,
+        other => return Err(corrupt("plan", other)),
+    };
+    let validity: i64 = row.get("token_validity");
+    Ok(ServiceInstance {
+        name: InstanceName::parse(row.get("name")).map_err(|e| corrupt("instance", e))?,
+        plan,
+        client_id: row.get("client_id"),
+        roles: roles
+            .map(|r| RoleName::parse(r).map_err(|e| corrupt("role", e)))
+            .collect::<Result<_>>()?,
+        grant_types: json_list(row.get("grant_types"))?,
+        redirect_uris: json_list(row.get("redirect_uris"))?,
+        token_validity: u32::try_from(validity).map_err(|e| corrupt("token validity", e))?,
+        created_at: row.get("created_at"),
+        created_by: row.get("created_by"),
+    })
+}
+
+fn key_row(row: &sqlx::sqlite::SqliteRow) -> Result<ServiceKey> {
+    let key_type = match row.get::<&str, _>("key_type") {
+        "clientsecret" => KeyType::ClientSecret,
+        other => return Err(corrupt("key type", other)),
+    };
+    Ok(ServiceKey {
+        instance: InstanceName::parse(row.get("instance")).map_err(|e| corrupt("key", e))?,
+        name: KeyName::parse(row.get("name")).map_err(|e| corrupt("key", e))?,
+        key_type,
+        secret_hash: row.get("secret_hash"),
+        created_at: row.get("created_at"),
+        created_by: row.get("created_by"),
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn users(&self) -> Result<Vec<TechnicalUser>> {
+        let rows = sqlx::query("SELECT name, password_phc, created_at FROM users ORDER BY name")
+            .fetch_all(&self.read)
+            .await
+            .map_err(storage)?;
+        let roles = sqlx::query_as::<_, (String, String)>(
+            "SELECT user_name, role FROM user_roles ORDER BY user_name, role",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.get("name");
+                user_row(
+                    row,
+                    roles.iter().filter(|(u, _)| *u == name).map(|(_, r)| r.as_str()),
+                )
+            })
+            .collect()
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<TechnicalUser>> {
+        let Some(row) = sqlx::query("SELECT name, password_phc, created_at FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let roles =
+            sqlx::query_scalar::<_, String>("SELECT role FROM user_roles WHERE user_name = ? ORDER BY role")
+                .bind(name)
+                .fetch_all(&self.read)
+                .await
+                .map_err(storage)?;
+        user_row(&row, roles.iter().map(String::as_str)).map(Some)
+    }
+
+    async fn insert_user(&self, user: &TechnicalUser) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        sqlx::query("INSERT INTO users (name, password_phc, created_at) VALUES (?, ?, ?)")
+            .bind(user.name.as_str())
+            .bind(&user.password_phc)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        insert_user_roles(&mut tx, user).await?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn update_user(&self, user: &TechnicalUser) -> Result<bool> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        let done = sqlx::query("UPDATE users SET password_phc = ? WHERE name = ?")
+            .bind(&user.password_phc)
+            .bind(user.name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM user_roles WHERE user_name = ?")
+            .bind(user.name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        insert_user_roles(&mut tx, user).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+async fn insert_user_roles(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, user: &TechnicalUser) -> Result<()> {
+    for role in &user.roles {
+        sqlx::query("INSERT OR IGNORE INTO user_roles (user_name, role) VALUES (?, ?)")
+            .bind(user.name.as_str())
+            .bind(role.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+fn user_row<'a>(
+    row: &sqlx::sqlite::SqliteRow,
+    roles: impl Iterator<Item = &'a str>,
+) -> Result<TechnicalUser> {
+    Ok(TechnicalUser {
+        name: UserName::parse(row.get("name")).map_err(|e| corrupt("user", e))?,
+        password_phc: row.get("password_phc"),
+        roles: roles
+            .map(|r| RoleName::parse(r).map_err(|e| corrupt("role", e)))
+            .collect::<Result<_>>()?,
+        created_at: row.get("created_at"),
+    })
+}
+
+#[async_trait]
+impl FlowStore for SqliteStore {
+    async fn flows(&self) -> Result<Vec<StoredFlow>> {
+        let rows = sqlx::query("SELECT id, yaml, deployed_at, deployed_by FROM flows ORDER BY id")
+            .fetch_all(&self.read)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredFlow {
+                    id: FlowId::parse(row.get("id")).map_err(|e| corrupt("flow", e))?,
+                    yaml: row.get("yaml"),
+                    deployed_at: row.get("deployed_at"),
+                    deployed_by: row.get("deployed_by"),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_flow(&self, flow: &StoredFlow, address: &str, roles: &[String]) -> Result<bool> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        let taken = sqlx::query_scalar::<_, String>("SELECT id FROM flows WHERE address = ? AND id <> ?")
+            .bind(address)
+            .bind(flow.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if let Some(other) = taken {
+            return Err(Error::Conflict(format!(
+                "address {address} is already served by flow {other}"
+            )));
+        }
+        let existed = sqlx::query("DELETE FROM flows WHERE id = ?")
+            .bind(flow.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?
+            .rows_affected()
+            > 0;
+        sqlx::query("INSERT INTO flows (id, address, yaml, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?)")
+            .bind(flow.id.as_str())
+            .bind(address)
+            .bind(&flow.yaml)
+            .bind(flow.deployed_at)
+            .bind(&flow.deployed_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        for role in roles {
+            sqlx::query("INSERT OR IGNORE INTO flow_roles (flow, role) VALUES (?, ?)")
+                .bind(flow.id.as_str())
+                .bind(role)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(!existed)
+    }
+
+    async fn delete_flow(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM flows WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl MplStore for SqliteStore {
+    async fn insert_mpls(&self, batch: &[Mpl]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        for m in batch {
+            sqlx::query(
+                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&m.guid)
+            .bind(&m.flow_id)
+            .bind(m.status.as_str())
+            .bind(&m.user)
+            .bind(&m.sender)
+            .bind(&m.receiver)
+            .bind(m.log_start)
+            .bind(m.log_end)
+            .bind(i64::from(m.http_status))
+            .bind(m.error.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn query_mpls(&self, query: &MplQuery) -> Result<Vec<Mpl>> {
+        let mut sql = String::from(
+            "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error FROM mpl",
+        );
+        push_where(&mut sql, &query.conditions);
+        let (field, desc) = query.order_by.unwrap_or((MplField::LogEnd, true));
+        sql.push_str(&format!(
+            " ORDER BY {} {}, guid LIMIT ? OFFSET ?",
+            column(field),
+            if desc { "DESC" } else { "ASC" }
+        ));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for c in &query.conditions {
+            q = bind_literal(q, &c.value);
+        }
+        let rows = q
+            .bind(i64::from(query.top))
+            .bind(i64::from(query.skip))
+            .fetch_all(&self.read)
+            .await
+            .map_err(storage)?;
+        rows.iter().map(mpl_row).collect()
+    }
+
+    async fn count_mpls(&self, conditions: &[Condition]) -> Result<u64> {
+        let mut sql = String::from("SELECT COUNT(*) FROM mpl");
+        push_where(&mut sql, conditions);
+        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+        for c in conditions {
+            q = match &c.value {
+                Literal::Text(t) => q.bind(t.clone()),
+                Literal::Time(t) => q.bind(*t),
+            };
+        }
+        let n = q.fetch_one(&self.read).await.map_err(storage)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Builds the WHERE clause from whitelisted columns and fixed operators; values are bound.
+fn push_where(sql: &mut String, conditions: &[Condition]) {
+    for (i, c) in conditions.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        let op = match c.op {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+        };
+        sql.push_str(&format!("{} {op} ?", column(c.field)));
+    }
+}
+
+fn bind_literal<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    value: &Literal,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    match value {
+        Literal::Text(t) => q.bind(t.clone()),
+        Literal::Time(t) => q.bind(*t),
+    }
+}
+
+fn column(field: MplField) -> &'static str {
+    match field {
+        MplField::MessageGuid => "guid",
+        MplField::IntegrationFlowName => "flow_id",
+        MplField::Status => "status",
+        MplField::LogStart => "log_start",
+        MplField::LogEnd => "log_end",
+        MplField::Sender => "sender",
+        MplField::Receiver => "receiver",
+    }
+}
+
+fn mpl_row(row: &sqlx::sqlite::SqliteRow) -> Result<Mpl> {
+    let status: &str = row.get("status");
+    let http_status: i64 = row.get("http_status");
+    Ok(Mpl {
+        guid: row.get("guid"),
+        flow_id: row.get("flow_id"),
+        status: MplStatus::parse(status).ok_or_else(|| corrupt("status", status))?,
+        user: row.get("user_name"),
+        sender: row.get("sender"),
+        receiver: row.get("receiver"),
+        log_start: row.get("log_start"),
+        log_end: row.get("log_end"),
+        http_status: u16::try_from(http_status).map_err(|e| corrupt("http status", e))?,
+        error: row.get("error"),
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit (at, actor, action, target, detail, source) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.detail)
+            .bind(&e.source)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, detail, source FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditEntry {
+                id: row.get("id"),
+                at: row.get("at"),
+                actor: row.get("actor"),
+                action: row.get("action"),
+                target: row.get("target"),
+                detail: row.get("detail"),
+                source: row.get("source"),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

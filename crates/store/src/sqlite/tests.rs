@@ -1,0 +1,141 @@
+use postern_core::model::ROLE_SEND;
+
+use super::*;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqliteStore::open(&url).await.expect("open");
+    (dir, store)
+}
+
+fn role(name: &str) -> Role {
+    Role {
+        name: RoleName::parse(name).expect("valid"),
+        description: "d".into(),
+        builtin: false,
+        created_at: 1,
+        modified_at: 1,
+    }
+}
+
+fn instance(name: &str, roles: &[&str]) -> ServiceInstance {
+    ServiceInstance {
+        name: InstanceName::parse(name).expect("valid"),
+        plan: Plan::IntegrationFlow,
+        client_id: format!("sb-{name}"),
+        roles: roles.iter().map(|r| RoleName::parse(r).expect("valid")).collect(),
+        grant_types: vec!["client_credentials".into()],
+        redirect_uris: vec![],
+        token_validity: 3600,
+        created_at: 2,
+        created_by: "admin".into(),
+    }
+}
+
+#[tokio::test]
+async fn builtin_roles_are_seeded_and_roles_in_use_are_kept() {
+    let (_dir, s) = store().await;
+    assert!(s.role(ROLE_SEND).await.expect("read").expect("seeded").builtin);
+    s.insert_role(&role("Orders.Send")).await.expect("insert");
+    assert_eq!(
+        s.insert_role(&role("Orders.Send")).await,
+        Err(Error::Conflict("already exists".into()))
+    );
+    s.insert_instance(&instance("i1", &["Orders.Send"]))
+        .await
+        .expect("instance");
+    let usage = s
+        .delete_role("Orders.Send")
+        .await
+        .expect("delete")
+        .expect("exists");
+    assert_eq!(usage.instances, vec!["i1".to_string()]);
+    assert!(s.delete_instance("i1").await.expect("delete"));
+    assert_eq!(
+        s.delete_role("Orders.Send").await.expect("delete"),
+        Some(RoleUsage::default())
+    );
+    assert_eq!(s.delete_role("Orders.Send").await.expect("delete"), None);
+}
+
+#[tokio::test]
+async fn instances_keys_cascade() {
+    let (_dir, s) = store().await;
+    let i = instance("i1", &[ROLE_SEND]);
+    s.insert_instance(&i).await.expect("insert");
+    assert_eq!(s.instance("i1").await.expect("read"), Some(i.clone()));
+    let key = ServiceKey {
+        instance: i.name.clone(),
+        name: KeyName::parse("k1").expect("valid"),
+        key_type: KeyType::ClientSecret,
+        secret_hash: vec![7; 32],
+        created_at: 3,
+        created_by: "admin".into(),
+    };
+    s.insert_key(&key).await.expect("key");
+    assert!(matches!(s.insert_key(&key).await, Err(Error::Conflict(_))));
+    assert_eq!(s.keys(Some("i1")).await.expect("keys"), vec![key]);
+    assert!(s.delete_instance("i1").await.expect("delete"));
+    assert!(s.keys(None).await.expect("keys").is_empty());
+}
+
+#[tokio::test]
+async fn mpl_queries_filter_sort_and_page() {
+    let (_dir, s) = store().await;
+    let mk = |i: i64, status| Mpl {
+        guid: format!("g{i}"),
+        flow_id: if i % 2 == 0 { "even".into() } else { "odd".into() },
+        status,
+        user: "u".into(),
+        sender: String::new(),
+        receiver: String::new(),
+        log_start: i,
+        log_end: i + 1,
+        http_status: 200,
+        error: None,
+    };
+    let batch: Vec<_> = (0..10)
+        .map(|i| {
+            mk(
+                i,
+                if i < 3 {
+                    MplStatus::Failed
+                } else {
+                    MplStatus::Completed
+                },
+            )
+        })
+        .collect();
+    s.insert_mpls(&batch).await.expect("insert");
+    s.insert_mpls(&batch[..2]).await.expect("duplicates are ignored");
+    let cond = |field, value: &str| Condition {
+        field,
+        op: CmpOp::Eq,
+        value: Literal::Text(value.into()),
+    };
+    let q = MplQuery {
+        conditions: vec![
+            cond(MplField::Status, "COMPLETED"),
+            cond(MplField::IntegrationFlowName, "even"),
+        ],
+        order_by: Some((MplField::LogEnd, true)),
+        top: 2,
+        skip: 1,
+    };
+    let got: Vec<_> = s
+        .query_mpls(&q)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|m| m.guid)
+        .collect();
+    assert_eq!(got, vec!["g6", "g4"]);
+    assert_eq!(s.count_mpls(&q.conditions).await.expect("count"), 3);
+    let since = Condition {
+        field: MplField::LogEnd,
+        op: CmpOp::Gt,
+        value: Literal::Time(8),
+    };
+    assert_eq!(s.count_mpls(&[since]).await.expect("count"), 2);
+}
