@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod basic;
 pub mod password;
+pub mod pki;
 pub mod secret;
 
 pub use authn::{AuthFailure, Authenticator, Principal, PrincipalKind};

@@ -8,6 +8,7 @@ mod batch;
 pub mod bootstrap;
 mod error;
 mod extract;
+mod listen;
 mod metrics;
 mod odata;
 mod sender;
@@ -20,6 +21,7 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use listen::{serve_tls, tls_config};
 pub use state::{AppState, ServerConfig};
 
 /// The whole HTTP application.

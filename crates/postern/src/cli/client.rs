@@ -21,11 +21,15 @@ impl Client {
         let Some(password) = conn.password.clone() else {
             bail!("set POSTERN_PASSWORD (or --password) to the admin password");
         };
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = &conn.ca_cert {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .context("the --ca-cert file is not a PEM certificate")?;
+            builder = builder.add_root_certificate(cert);
+        }
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()
-                .context("building the HTTP client")?,
+            http: builder.build().context("building the HTTP client")?,
             base: conn.url.trim_end_matches('/').to_owned(),
             user: conn.user.clone(),
             password,

@@ -6,6 +6,7 @@ mod mpl;
 mod role;
 mod serve;
 mod service;
+mod tls;
 mod user;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +40,9 @@ pub(crate) struct Connection {
     /// Its password or client secret (prefer the environment variable over the flag).
     #[arg(long, global = true, env = "POSTERN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// PEM file of a CA to trust for https URLs (e.g. <data-dir>/tls/ca.pem).
+    #[arg(long, global = true, env = "POSTERN_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,

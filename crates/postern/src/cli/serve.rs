@@ -38,6 +38,19 @@ pub(crate) struct ServeArgs {
     /// Plain-HTTP listen address, `-` for none [default: 127.0.0.1:8080].
     #[arg(long, env = "POSTERN_HTTP")]
     http: Option<String>,
+    /// HTTPS listen address, `-` for none [default: 127.0.0.1:8443].
+    #[arg(long, env = "POSTERN_HTTPS")]
+    https: Option<String>,
+    /// Host names and IP addresses of the generated server certificate, comma-separated
+    /// [default: localhost,127.0.0.1].
+    #[arg(long, env = "POSTERN_TLS_HOSTNAME", value_delimiter = ',')]
+    tls_hostname: Option<Vec<String>>,
+    /// PEM certificate chain to serve instead of the generated one (with --tls-key).
+    #[arg(long, env = "POSTERN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "POSTERN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/postern.db].
     #[arg(long, env = "POSTERN_DATABASE")]
     database: Option<String>,
@@ -55,6 +68,10 @@ pub(crate) struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     http: Option<String>,
+    https: Option<String>,
+    tls_hostname: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     database: Option<String>,
     public_url: Option<String>,
     log_format: Option<LogFormat>,
@@ -64,6 +81,10 @@ struct FileConfig {
 struct Config {
     data_dir: PathBuf,
     http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    tls_hostnames: Vec<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     database: String,
     public_url: Option<String>,
     log_format: LogFormat,
@@ -86,9 +107,17 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         "http",
         args.http.or(file.http).as_deref().unwrap_or("127.0.0.1:8080"),
     )?;
-    if http.is_none() {
-        bail!("--http - leaves no listener; give an address");
+    let https = listen_addr(
+        "https",
+        args.https.or(file.https).as_deref().unwrap_or("127.0.0.1:8443"),
+    )?;
+    if http.is_none() && https.is_none() {
+        bail!("--http - and --https - leave no listener; give an address for one of them");
     }
+    let tls_hostnames = args
+        .tls_hostname
+        .or(file.tls_hostname)
+        .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]);
     let database = args
         .database
         .or(file.database)
@@ -99,6 +128,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     Ok(Config {
         data_dir,
         http,
+        https,
+        tls_hostnames,
+        tls_cert: args.tls_cert.or(file.tls_cert),
+        tls_key: args.tls_key.or(file.tls_key),
         database,
         public_url: args.public_url.or(file.public_url),
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
@@ -137,17 +170,30 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "\n  Created the administrator `admin` with the generated password:\n\n      {generated}\n\n  It is not shown again. Set POSTERN_ADMIN_PASSWORD on first start to choose it.\n"
         );
     }
-    let listener = match config.http {
-        Some(addr) => TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?,
-        None => bail!("no listener configured"),
+    let http = bind(config.http).await?;
+    let https = bind(config.https).await?;
+    let tls = match &https {
+        Some(_) => {
+            let m = super::tls::load(
+                &config.data_dir,
+                &config.tls_hostnames,
+                config.tls_cert.as_deref(),
+                config.tls_key.as_deref(),
+            )?;
+            let cfg = postern_server::tls_config(&m.chain_pem, &m.key_pem)
+                .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+            Some((cfg, m.ca_file))
+        }
+        None => None,
     };
-    let bound = listener.local_addr()?;
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    let https_addr = https.as_ref().map(TcpListener::local_addr).transpose()?;
+    let public_url = match (&config.public_url, https_addr, http_addr) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(a), _) => format!("https://{}", host_for_url(a, &config.tls_hostnames)),
+        (None, None, Some(a)) => format!("http://{a}"),
+        (None, None, None) => bail!("no listener configured"),
+    };
     let authn = Authenticator::new(
         SecretHasher::new(&master, "postern client secret v1"),
         CachedVerifier::new(SecretHasher::new(&master, "postern password cache v1"), 10_000),
@@ -161,13 +207,75 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    tracing::info!(http = %bound, public_url = %public_url, data_dir = %config.data_dir.display(), "postern listening");
-    postern_server::serve(listener, state, shutdown_signal()).await?;
+    let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    let ca_file = tls
+        .as_ref()
+        .and_then(|t| t.1.as_ref())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        http = %show(http_addr),
+        https = %show(https_addr),
+        public_url = %public_url,
+        ca = %ca_file,
+        data_dir = %config.data_dir.display(),
+        "postern listening"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let plain = {
+        let (state, rx) = (state.clone(), stop_rx.clone());
+        async move {
+            match http {
+                Some(l) => postern_server::serve(l, state, stopped(rx)).await,
+                None => Ok(()),
+            }
+        }
+    };
+    let secure = {
+        let (state, rx) = (state.clone(), stop_rx.clone());
+        async move {
+            match (https, tls) {
+                (Some(l), Some((cfg, _))) => postern_server::serve_tls(l, cfg, state, stopped(rx)).await,
+                _ => Ok(()),
+            }
+        }
+    };
+    tokio::try_join!(plain, secure)?;
+    drop(state);
     tracing::info!("listener closed; flushing message processing logs");
     writers.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(a) => Ok(Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `host:port` for the public URL: a certificate host name when the listener is on a wildcard
+/// address, so the URL matches the certificate.
+fn host_for_url(addr: SocketAddr, hostnames: &[String]) -> String {
+    if addr.ip().is_unspecified() {
+        let host = hostnames.first().map(String::as_str).unwrap_or("localhost");
+        format!("{host}:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }
 
 fn now_ms() -> i64 {

@@ -144,8 +144,8 @@ async fn roles_instances_keys_validation() {
     let secret = doc["oauth"]["clientsecret"].as_str().expect("secret").to_owned();
     let (_, tail) = secret.split_once('$').expect("uuid$random");
     assert_eq!(tail.len(), 43, "256 random bits");
-    assert_eq!(doc["oauth"]["url"], s.url.as_str());
-    assert_eq!(doc["oauth"]["tokenurl"], format!("{}/oauth/token", s.url));
+    assert_eq!(doc["oauth"]["url"], s.https_url.as_str());
+    assert_eq!(doc["oauth"]["tokenurl"], format!("{}/oauth/token", s.https_url));
     assert_eq!(
         post("/admin/v1/service-instances/i1/keys", json!({ "name": "k1" }))
             .await

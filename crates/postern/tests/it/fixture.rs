@@ -16,6 +16,7 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_postern");
 pub(crate) struct Server {
     child: Option<Child>,
     pub(crate) url: String,
+    pub(crate) https_url: String,
     pub(crate) dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub(crate) logs: Arc<Mutex<Vec<String>>>,
@@ -38,6 +39,8 @@ impl Server {
             .args([
                 "serve",
                 "--http",
+                "127.0.0.1:0",
+                "--https",
                 "127.0.0.1:0",
                 "--log-format",
                 "json",
@@ -65,19 +68,21 @@ impl Server {
             });
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
+        let (url, https_url) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("server did not start; logs: {:?}", logs.lock().expect("logs")));
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && let Some(addr) = v.pointer("/fields/http").and_then(Value::as_str)
             {
-                break format!("http://{addr}");
+                let tls = v.pointer("/fields/https").and_then(Value::as_str).unwrap_or("-");
+                break (format!("http://{addr}"), format!("https://{tls}"));
             }
         };
         let server = Server {
             child: Some(child),
             url,
+            https_url,
             dir: dir.to_path_buf(),
             _tmp: None,
             logs,
@@ -91,6 +96,15 @@ impl Server {
             .expect("healthz");
         assert_eq!(health.status(), 200);
         server
+    }
+
+    /// A client that trusts the server's generated CA (and only the system roots besides).
+    pub(crate) fn tls_client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.dir.join("tls/ca.pem")).expect("generated CA");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .build()
+            .expect("client")
     }
 
     pub(crate) fn at(&self, path: &str) -> String {

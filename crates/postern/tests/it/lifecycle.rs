@@ -139,7 +139,14 @@ async fn generated_admin_password_is_printed_once_and_works() {
     let dir = tempfile::tempdir().expect("dir");
     let run = |dir: &std::path::Path| {
         std::process::Command::new(crate::fixture::BIN)
-            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir)
             .env_remove("POSTERN_ADMIN_PASSWORD")
             .stderr(std::process::Stdio::piped())

@@ -8,3 +8,4 @@ mod fixture;
 mod lifecycle;
 mod mpl;
 mod sender;
+mod tls;

@@ -1,0 +1,117 @@
+//! TLS material for the HTTPS listener: the operator's own certificate and key, or Postern's
+//! local CA (created once in `<data-dir>/tls/`) and a server certificate it issues for the
+//! configured host names, renewed when the names change or 30 days before it expires.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use postern_auth::pki::LocalCa;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What the listener serves.
+pub(crate) struct TlsMaterial {
+    /// Leaf first, then the CA when Postern issued it.
+    pub(crate) chain_pem: String,
+    pub(crate) key_pem: String,
+    /// Where the CA certificate lives, when Postern generated it (senders import it).
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct ServerMeta {
+    hostnames: Vec<String>,
+    not_after: i64,
+}
+
+/// Renew the generated server certificate this long before it expires.
+const RENEW_BEFORE_SECS: i64 = 30 * 86_400;
+
+pub(crate) fn load(
+    data_dir: &Path,
+    hostnames: &[String],
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<TlsMaterial> {
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            return Ok(TlsMaterial {
+                chain_pem: read(c)?,
+                key_pem: read(k)?,
+                ca_file: None,
+            });
+        }
+        (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together"),
+    }
+    let dir = data_dir.join("tls");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let now = OffsetDateTime::now_utc();
+    let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let ca = if ca_cert.exists() {
+        LocalCa::from_pem(&read(&ca_cert)?, &read(&ca_key)?).context("loading the local CA")?
+    } else {
+        let suffix: String = postern_auth::secret::random::<4>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let ca = LocalCa::generate(&format!("Postern Local CA {suffix}"), now)?;
+        write_atomic(&ca_key, ca.key_pem(), true)?;
+        write_atomic(&ca_cert, ca.cert_pem(), false)?;
+        tracing::info!(ca = %ca_cert.display(), "created the local CA; senders import this file to trust Postern");
+        ca
+    };
+    let (srv_cert, srv_key, srv_meta) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("server.json"),
+    );
+    let meta: Option<ServerMeta> = std::fs::read_to_string(&srv_meta)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let fresh = meta
+        .as_ref()
+        .is_some_and(|m| m.hostnames == hostnames && m.not_after - now.unix_timestamp() > RENEW_BEFORE_SECS)
+        && srv_cert.exists()
+        && srv_key.exists();
+    if !fresh {
+        let issued = ca.issue_server(hostnames, now)?;
+        write_atomic(&srv_key, &issued.key_pem, true)?;
+        write_atomic(&srv_cert, &issued.cert_pem, false)?;
+        let meta = ServerMeta {
+            hostnames: hostnames.to_vec(),
+            not_after: issued.not_after,
+        };
+        write_atomic(&srv_meta, &serde_json::to_string(&meta)?, false)?;
+        tracing::info!(hostnames = ?hostnames, "issued a server certificate from the local CA");
+    }
+    Ok(TlsMaterial {
+        chain_pem: format!("{}{}", read(&srv_cert)?, ca.cert_pem()),
+        key_pem: read(&srv_key)?,
+        ca_file: Some(ca_cert),
+    })
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes a file through a temporary sibling and a rename; private files get mode 0600.
+fn write_atomic(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(if private { 0o600 } else { 0o644 });
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! The HTTPS listener with the generated dev CA: standard clients that trust the CA verify the
+//! server certificate; others refuse it; senders authenticate over TLS as over HTTP.
+
+use crate::fixture::{Server, basic, echo_user_flow};
+
+#[tokio::test]
+async fn https_with_the_generated_ca() {
+    let s = Server::start().await;
+    assert!(s.https_url.starts_with("https://127.0.0.1:"), "{}", s.https_url);
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    assert_eq!(
+        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+            .await
+            .0,
+        201
+    );
+
+    let tls = s.tls_client();
+    let health = tls
+        .get(format!("{}/healthz", s.https_url))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(health.status(), 200);
+    let auth = String::from_utf8(basic(&id, &secret)).expect("ascii");
+    for _ in 0..2 {
+        let r = tls
+            .post(format!("{}/http/orders", s.https_url))
+            .header("authorization", auth.clone())
+            .body("<Order/>")
+            .send()
+            .await
+            .expect("flow over https");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.expect("body"), format!("user={id}"));
+    }
+    let r = tls
+        .post(format!("{}/http/orders", s.https_url))
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 401);
+
+    // A client that does not trust Postern's CA refuses the certificate.
+    let plain = reqwest::Client::new();
+    assert!(
+        plain
+            .get(format!("{}/healthz", s.https_url))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // The certificate and CA persist across restarts (senders keep trusting it).
+    let ca_before = std::fs::read(s.dir.join("tls/ca.pem")).expect("ca");
+    let s = s.restart().await;
+    assert_eq!(std::fs::read(s.dir.join("tls/ca.pem")).expect("ca"), ca_before);
+    let r = s
+        .tls_client()
+        .get(format!("{}/healthz", s.https_url))
+        .send()
+        .await
+        .expect("https after restart");
+    assert_eq!(r.status(), 200);
+    let key_mode = std::fs::metadata(s.dir.join("tls/ca.key")).expect("key");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
+        0o600
+    );
+}
