@@ -111,14 +111,22 @@ impl Server {
         format!("{}{}", self.url, path)
     }
 
+    /// Sends SIGTERM without waiting.
+    pub(crate) fn signal_term(&self) {
+        let id = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &id]).status().expect("kill");
+        assert!(ok.success());
+    }
+
     /// Sends SIGTERM and waits for the exit; returns whether it exited successfully.
     pub(crate) fn terminate(&mut self) -> bool {
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Waits (up to 30 s) for the process to exit; returns whether it exited successfully.
+    pub(crate) fn wait_exit(&mut self) -> bool {
         let mut child = self.child.take().expect("running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {

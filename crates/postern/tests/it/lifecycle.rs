@@ -180,3 +180,39 @@ async fn generated_admin_password_is_printed_once_and_works() {
         }
     }
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    assert_eq!(
+        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+            .await
+            .0,
+        201
+    );
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut head =
+        format!("POST /http/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10\r\nAuthorization: ")
+            .into_bytes();
+    head.extend_from_slice(&basic(&id, &secret));
+    head.extend_from_slice(b"\r\n\r\nhello");
+    tcp.write_all(&head).await.expect("first half");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.signal_term();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tcp.write_all(b"world").await.expect("second half");
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "in-flight request answered: {text}"
+    );
+    assert!(text.contains(&format!("user={id}")), "{text}");
+    assert!(s.wait_exit(), "clean exit after the in-flight request");
+    // New connections are refused once the server stopped.
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+}
