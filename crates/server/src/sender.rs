@@ -44,9 +44,11 @@ async fn process(state: &AppState, req: Request) -> Response {
     let live = state.live_full();
     let path = parts.uri.path().strip_prefix("/http").unwrap_or("");
     let Some(flow) = live.flows.route(path).cloned() else {
+        discard(body).await;
         return ApiError::not_found("no deployed flow serves this address").into_response();
     };
     if parts.method != Method::POST && parts.method != Method::PUT {
+        discard(body).await;
         return ApiError::method_not_allowed("POST, PUT").into_response();
     }
     let principal = match state
@@ -60,13 +62,16 @@ async fn process(state: &AppState, req: Request) -> Response {
         Ok(p) => p,
         Err(failure) => {
             let source = crate::extract::peer_of(&parts.extensions);
-            return auth_failed(state, failure, &source, parts.uri.path()).into_response();
+            let answer = auth_failed(state, failure, &source, parts.uri.path());
+            discard(body).await;
+            return answer.into_response();
         }
     };
     drop(live);
     let mut log = MplDraft::start(&flow, &principal);
     if let Err(missing) = require_any(&principal, &flow.flow.roles) {
         let message = format!("{} is not authorized for this flow: {missing}", principal.name);
+        discard(body).await;
         return log.failed(state, ApiError::forbidden(message)).await;
     }
     let limit = flow.flow.max_body_bytes;
@@ -124,6 +129,30 @@ async fn process(state: &AppState, req: Request) -> Response {
             log.failed(state, ApiError::new(status, e.kind, e.message)).await
         }
     }
+}
+
+/// Most of an unread request body read and dropped before an early error answer.
+const DISCARD_LIMIT: usize = 64 * 1024;
+/// Longest time spent reading it.
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops a small request body before an early answer. Answering without reading makes
+/// HTTP/2 reset the stream and HTTP/1.1 close the connection, which many clients report as an
+/// error instead of showing the 401/403/404. Bounded in size and time, so it cannot be used to
+/// hold the server.
+async fn discard(mut body: Body) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }
 
 /// Request headers that never reach a flow: credentials, hop-by-hop headers, and headers only

@@ -20,6 +20,9 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::{AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, UserStore};
 
+/// MPL rows written by one INSERT statement.
+const MPL_ROWS_PER_INSERT: usize = 200;
+
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -530,24 +533,25 @@ impl FlowStore for SqliteStore {
 impl MplStore for SqliteStore {
     async fn insert_mpls(&self, batch: &[Mpl]) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(storage)?;
-        for m in batch {
-            sqlx::query(
-                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&m.guid)
-            .bind(&m.flow_id)
-            .bind(m.status.as_str())
-            .bind(&m.user)
-            .bind(&m.sender)
-            .bind(&m.receiver)
-            .bind(m.log_start)
-            .bind(m.log_end)
-            .bind(i64::from(m.http_status))
-            .bind(m.error.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+        // Multi-row INSERTs: one statement per chunk, not per row (each sqlx statement is a
+        // round trip to SQLite's worker thread). 10 binds a row stays far below SQLite's limit.
+        for chunk in batch.chunks(MPL_ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error) ",
+            );
+            q.push_values(chunk, |mut row, m| {
+                row.push_bind(m.guid.clone())
+                    .push_bind(m.flow_id.clone())
+                    .push_bind(m.status.as_str())
+                    .push_bind(m.user.clone())
+                    .push_bind(m.sender.clone())
+                    .push_bind(m.receiver.clone())
+                    .push_bind(m.log_start)
+                    .push_bind(m.log_end)
+                    .push_bind(i64::from(m.http_status))
+                    .push_bind(m.error.clone());
+            });
+            q.build().execute(&mut *tx).await.map_err(storage)?;
         }
         tx.commit().await.map_err(storage)
     }

@@ -119,13 +119,15 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited successfully.
-    pub(crate) fn terminate(&mut self) -> bool {
+    pub(crate) async fn terminate(&mut self) -> bool {
         self.signal_term();
-        self.wait_exit()
+        self.wait_exit().await
     }
 
     /// Waits (up to 30 s) for the process to exit; returns whether it exited successfully.
-    pub(crate) fn wait_exit(&mut self) -> bool {
+    /// Polls without blocking the test's runtime, so the test's own HTTP/2 connections can answer
+    /// the server's GOAWAY while it drains.
+    pub(crate) async fn wait_exit(&mut self) -> bool {
         let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -133,13 +135,13 @@ impl Server {
                 return status.success();
             }
             assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Stops this process and starts a new one on the same data directory.
     pub(crate) async fn restart(mut self) -> Server {
-        assert!(self.terminate(), "clean exit on SIGTERM");
+        assert!(self.terminate().await, "clean exit on SIGTERM");
         let mut next = Server::start_in(&self.dir.clone(), self.logs.clone()).await;
         next._tmp = self._tmp.take();
         next

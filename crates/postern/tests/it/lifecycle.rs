@@ -212,7 +212,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         "in-flight request answered: {text}"
     );
     assert!(text.contains(&format!("user={id}")), "{text}");
-    assert!(s.wait_exit(), "clean exit after the in-flight request");
+    assert!(s.wait_exit().await, "clean exit after the in-flight request");
     // New connections are refused once the server stopped.
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }

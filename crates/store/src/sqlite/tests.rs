@@ -132,10 +132,15 @@ async fn mpl_queries_filter_sort_and_page() {
         .collect();
     assert_eq!(got, vec!["g6", "g4"]);
     assert_eq!(s.count_mpls(&q.conditions).await.expect("count"), 3);
+    let many: Vec<_> = (100..550).map(|i| mk(i, MplStatus::Completed)).collect();
+    s.insert_mpls(&many)
+        .await
+        .expect("a batch larger than one INSERT");
+    assert_eq!(s.count_mpls(&[]).await.expect("count"), 460);
     let since = Condition {
         field: MplField::LogEnd,
         op: CmpOp::Gt,
         value: Literal::Time(8),
     };
-    assert_eq!(s.count_mpls(&[since]).await.expect("count"), 2);
+    assert_eq!(s.count_mpls(&[since]).await.expect("count"), 452);
 }
