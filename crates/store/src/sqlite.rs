@@ -41,7 +41,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 64 MiB of page cache per connection: the MPL indexes stay in memory while logging.
+            .pragma("cache_size", "-65536");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
