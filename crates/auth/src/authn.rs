@@ -1,15 +1,23 @@
 //! Who is calling: turns an `Authorization` header into a [`Principal`] using only the security
-//! snapshot (no database). HTTP Basic carries either a service key's `clientid:clientsecret` or a
-//! technical user's name and password.
+//! snapshot and the token keys (no database). HTTP Basic carries either a service key's
+//! `clientid:clientsecret` or a technical user's name and password; `Bearer` carries an access
+//! token from our token server.
 
 use std::sync::Arc;
 
+use postern_core::ids::RoleName;
 use postern_core::model::Plan;
-use postern_core::snapshot::{RoleSet, Snapshot};
+use postern_core::snapshot::{Client, RoleSet, Snapshot, User};
 
-use crate::basic::{Malformed, parse_basic};
+use crate::basic::{Malformed, parse_basic, strip_scheme};
 use crate::password::CachedVerifier;
 use crate::secret::SecretHasher;
+use crate::token::{TokenError, TokenKeys};
+
+/// The user name of a client authenticated with an access token (SAP's `oauth_client_<client ID>`).
+pub fn oauth_user(client_id: &str) -> String {
+    format!("oauth_client_{client_id}")
+}
 
 /// What kind of identity authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +33,17 @@ pub enum PrincipalKind {
     },
     /// A technical user with a password.
     User,
+    /// An access token issued to a service key.
+    Token {
+        /// Instance name.
+        instance: String,
+        /// The key whose credentials obtained the token.
+        key: String,
+        /// The instance's plan.
+        plan: Plan,
+        /// The client id.
+        client_id: String,
+    },
 }
 
 /// An authenticated caller.
@@ -52,6 +71,10 @@ pub enum AuthFailure {
     BadSecret,
     /// Known user, wrong password.
     BadPassword,
+    /// A bearer token that does not verify.
+    Token(TokenError),
+    /// A valid token whose instance or key has been deleted since.
+    RevokedToken,
 }
 
 impl AuthFailure {
@@ -63,7 +86,14 @@ impl AuthFailure {
             AuthFailure::UnknownUser => "unknown_user",
             AuthFailure::BadSecret => "bad_secret",
             AuthFailure::BadPassword => "bad_password",
+            AuthFailure::Token(e) => e.as_str(),
+            AuthFailure::RevokedToken => "revoked_token",
         }
+    }
+
+    /// Whether the caller tried a bearer token (the 401 then challenges with `Bearer error=...`).
+    pub fn is_token(self) -> bool {
+        matches!(self, AuthFailure::Token(_) | AuthFailure::RevokedToken)
     }
 }
 
@@ -101,20 +131,18 @@ impl Authenticator {
     pub async fn authenticate(
         &self,
         snapshot: &Snapshot,
+        tokens: &TokenKeys,
         header: Option<&[u8]>,
     ) -> Result<Principal, AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;
+        if let Some(token) = strip_scheme(header, b"bearer") {
+            return bearer(snapshot, tokens, token);
+        }
         let creds = parse_basic(header).map_err(AuthFailure::Malformed)?;
         if let Some(client) = snapshot.client(&creds.user) {
-            let hash = self.secrets.hash(&[creds.password.as_bytes()]);
-            // Compare against every key so the time does not tell which key (if any) matched.
-            let mut matched = None;
-            for s in &client.secrets {
-                if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &s.hash[..])) {
-                    matched = Some(&s.key);
-                }
-            }
-            let key = matched.ok_or(AuthFailure::BadSecret)?;
+            let key = self
+                .client_secret(client, &creds.password)
+                .ok_or(AuthFailure::BadSecret)?;
             return Ok(Principal {
                 name: Arc::from(client.client_id.as_str()),
                 roles: client.roles.clone(),
@@ -126,10 +154,27 @@ impl Authenticator {
             });
         }
         let user = snapshot.user(&creds.user).ok_or(AuthFailure::UnknownUser)?;
+        self.password(user, &creds.password).await
+    }
+
+    /// Checks a service key's client secret; the key that matched, if any. Every key is compared
+    /// (in constant time), so the time taken does not tell which key matched.
+    pub fn client_secret<'a>(&self, client: &'a Client, secret: &str) -> Option<&'a str> {
+        let hash = self.secrets.hash(&[secret.as_bytes()]);
+        let mut matched = None;
+        for s in &client.secrets {
+            if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &s.hash[..])) {
+                matched = Some(s.key.as_str());
+            }
+        }
+        matched
+    }
+
+    async fn password(&self, user: &User, password: &str) -> Result<Principal, AuthFailure> {
         if !self
             .passwords
             .0
-            .verify(&user.name, &creds.password, &user.password_phc)
+            .verify(&user.name, password, &user.password_phc)
             .await
         {
             return Err(AuthFailure::BadPassword);
@@ -140,4 +185,43 @@ impl Authenticator {
             kind: PrincipalKind::User,
         })
     }
+}
+
+/// Verifies a bearer token and maps it to the client it was issued to. Roles are the token's
+/// scope narrowed to what the instance holds now, and the key that obtained the token must still
+/// exist: deleting a key or an instance, or removing a role, takes effect on the next request.
+fn bearer(snapshot: &Snapshot, tokens: &TokenKeys, token: &[u8]) -> Result<Principal, AuthFailure> {
+    if token.len() > crate::basic::MAX_HEADER_LEN {
+        return Err(AuthFailure::Token(TokenError::Malformed));
+    }
+    let token = std::str::from_utf8(token)
+        .map_err(|_| AuthFailure::Token(TokenError::Malformed))?
+        .trim();
+    let claims = tokens.verify(token).map_err(AuthFailure::Token)?;
+    let client = snapshot
+        .client(&claims.client_id)
+        .ok_or(AuthFailure::RevokedToken)?;
+    if !client
+        .secrets
+        .iter()
+        .any(|s| s.key.as_str() == claims.ext_attr.key)
+    {
+        return Err(AuthFailure::RevokedToken);
+    }
+    let roles: Vec<RoleName> = claims
+        .scope
+        .iter()
+        .filter(|r| client.roles.contains(r))
+        .filter_map(|r| RoleName::parse(r).ok())
+        .collect();
+    Ok(Principal {
+        name: Arc::from(oauth_user(&client.client_id).as_str()),
+        roles: RoleSet::new(roles),
+        kind: PrincipalKind::Token {
+            instance: client.instance.clone(),
+            key: claims.ext_attr.key,
+            plan: client.plan,
+            client_id: client.client_id.clone(),
+        },
+    })
 }

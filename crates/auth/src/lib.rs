@@ -10,5 +10,6 @@ pub mod basic;
 pub mod password;
 pub mod pki;
 pub mod secret;
+pub mod token;
 
 pub use authn::{AuthFailure, Authenticator, Principal, PrincipalKind};

@@ -4,6 +4,7 @@
 //! under a server pepper) is as safe to store as a slow KDF while costing well under a
 //! microsecond to verify; a stolen database without the pepper is useless.
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hmac, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,6 +48,58 @@ impl SecretHasher {
     /// Whether `secret` hashes to `expected`, compared in constant time.
     pub fn verify(&self, secret: &[u8], expected: &[u8; 32]) -> bool {
         self.hash(&[secret]).ct_eq(expected).into()
+    }
+}
+
+/// Seals small secrets at rest (AES-256-GCM, random nonce) under a key derived from the master
+/// key for one purpose.
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    /// A sealer whose key is derived from the master key for `purpose`.
+    pub fn new(master_key: &[u8; 32], purpose: &str) -> Self {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, master_key);
+        let derived = hmac::sign(&master, purpose.as_bytes());
+        // A 32-byte key always fits AES-256; the constructor only rejects wrong lengths.
+        #[allow(clippy::expect_used)]
+        let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref()).expect("32-byte AES-256 key");
+        Self {
+            key: LessSafeKey::new(unbound),
+        }
+    }
+
+    /// `nonce || ciphertext || tag`.
+    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let nonce = random::<NONCE_LEN>();
+        let mut buf = plain.to_vec();
+        // Sealing fails only for inputs beyond AES-GCM's size limit (64 GiB); keys are tiny.
+        #[allow(clippy::expect_used)]
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .expect("AES-GCM seals small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    /// Opens what [`Sealer::seal`] produced; `None` when it was sealed under another key or changed.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = body.to_vec();
+        let plain = self.key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?;
+        Some(plain.to_vec())
     }
 }
 
@@ -103,6 +156,19 @@ mod tests {
         assert!(!a.verify(b"s3cres", &h));
         assert!(!b.verify(b"s3cret", &h));
         assert_ne!(a.hash(&[b"ab", b"c"]), a.hash(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn sealing_round_trips_and_detects_the_wrong_key() {
+        let a = Sealer::new(&[1; 32], "token keys");
+        let sealed = a.seal(b"private key");
+        assert_eq!(a.open(&sealed).as_deref(), Some(&b"private key"[..]));
+        assert_ne!(a.seal(b"private key"), sealed, "random nonce");
+        assert_eq!(Sealer::new(&[2; 32], "token keys").open(&sealed), None);
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert_eq!(a.open(&tampered), None);
+        assert_eq!(a.open(b"short"), None);
     }
 
     #[test]

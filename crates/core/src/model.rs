@@ -163,3 +163,20 @@ pub struct AuditEntry {
     /// Where the request came from (peer address).
     pub source: String,
 }
+
+/// A token signing key as stored: the private half sealed under the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenKey {
+    /// Key id (the JWT `kid`).
+    pub kid: String,
+    /// JWS algorithm, e.g. `EdDSA`.
+    pub alg: String,
+    /// The sealed PKCS#8 private key.
+    pub private_enc: Vec<u8>,
+    /// The raw public key.
+    pub public_key: Vec<u8>,
+    /// Creation time.
+    pub created_at: i64,
+    /// When a newer key replaced it (it still verifies tokens until they expire).
+    pub retired_at: Option<i64>,
+}

@@ -27,13 +27,15 @@ pub(crate) struct ApiError {
     pub(crate) kind: &'static str,
     pub(crate) message: String,
     pub(crate) message_id: Option<String>,
-    /// `WWW-Authenticate` challenge to send with a 401.
-    pub(crate) challenge: Option<&'static str>,
+    /// `WWW-Authenticate` challenges to send with a 401.
+    pub(crate) challenge: &'static [&'static str],
     pub(crate) allow: Option<&'static str>,
 }
 
-/// The Basic challenge every 401 carries.
-pub(crate) const BASIC_CHALLENGE: &str = "Basic realm=\"postern\"";
+/// Challenges of a 401 for missing or wrong credentials: Basic, and Bearer (OAuth is accepted).
+pub(crate) const CHALLENGE: &[&str] = &["Basic realm=\"postern\"", "Bearer realm=\"postern\""];
+/// The challenge of a 401 for a bearer token that does not verify (RFC 6750 §3.1).
+pub(crate) const INVALID_TOKEN: &[&str] = &["Bearer realm=\"postern\", error=\"invalid_token\""];
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
@@ -42,7 +44,7 @@ impl ApiError {
             kind,
             message: message.into(),
             message_id: None,
-            challenge: None,
+            challenge: &[],
             allow: None,
         }
     }
@@ -51,9 +53,9 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    pub(crate) fn unauthorized() -> Self {
+    pub(crate) fn unauthorized(challenge: &'static [&'static str]) -> Self {
         Self {
-            challenge: Some(BASIC_CHALLENGE),
+            challenge,
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -127,8 +129,8 @@ impl IntoResponse for ApiError {
         let body = Json(serde_json::json!({ "error": self.kind, "message": self.message, "messageId": id }));
         let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
-        if let Some(c) = self.challenge {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        for c in self.challenge {
+            h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
         }
         if let Some(a) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(a));

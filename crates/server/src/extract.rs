@@ -57,7 +57,7 @@ async fn authenticate_with_roles(
     let live = state.live();
     let principal = state
         .authn()
-        .authenticate(&live.security, header)
+        .authenticate(&live.security, &live.tokens, header)
         .await
         .map_err(|f| auth_failed(state, f, &peer(parts), parts.uri.path()))?;
     let wanted: Vec<RoleName> = roles.iter().filter_map(|r| RoleName::parse(r).ok()).collect();
@@ -87,7 +87,11 @@ pub(crate) fn auth_failed(state: &AppState, failure: AuthFailure, source: &str, 
             .audit_dropped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    ApiError::unauthorized()
+    ApiError::unauthorized(if failure.is_token() {
+        crate::error::INVALID_TOKEN
+    } else {
+        crate::error::CHALLENGE
+    })
 }
 
 /// The peer address, or `-` when unknown (tests driving the router without a socket).

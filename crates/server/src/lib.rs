@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod listen;
 mod metrics;
+mod oauth;
 mod odata;
 mod sender;
 pub mod state;
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics::render))
         .merge(sender::router())
+        .merge(oauth::router())
         .nest("/admin/v1", admin::router())
         .nest("/api/v1", odata::router())
         .fallback(error::not_found)

@@ -12,12 +12,17 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// Authentication failure reasons, in the order of [`Metrics::auth_failures`].
-pub(crate) const AUTH_REASONS: [&str; 5] = [
+pub(crate) const AUTH_REASONS: [&str; 10] = [
     "missing",
     "malformed",
     "unknown_user",
     "bad_secret",
     "bad_password",
+    "malformed_token",
+    "unknown_token_key",
+    "invalid_token",
+    "expired_token",
+    "revoked_token",
 ];
 
 /// Counters and gauges.
@@ -28,7 +33,7 @@ pub(crate) struct Metrics {
     pub(crate) sender_4xx: AtomicU64,
     pub(crate) sender_5xx: AtomicU64,
     /// Failed authentications by reason (all endpoints).
-    pub(crate) auth_failures: [AtomicU64; 5],
+    pub(crate) auth_failures: [AtomicU64; 10],
     /// Failed authentications whose audit record was dropped because the queue was full.
     pub(crate) audit_dropped: AtomicU64,
     /// Records waiting to be written.

@@ -55,6 +55,7 @@ async fn process(state: &AppState, req: Request) -> Response {
         .authn()
         .authenticate(
             &live.security,
+            &live.tokens,
             parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
         )
         .await

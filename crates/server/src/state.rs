@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use postern_auth::Authenticator;
+use postern_auth::secret::Sealer;
+use postern_auth::token::TokenKeys;
 use postern_core::model::AuditEntry;
 use postern_core::mpl::Mpl;
 use postern_core::snapshot::Snapshot;
@@ -22,8 +24,15 @@ use crate::metrics::Metrics;
 pub struct ServerConfig {
     /// Public base URL of this server, used in service key documents (`url`, `tokenurl`).
     pub public_url: String,
-    /// Zone (tenant) name used in generated client ids.
+    /// Zone (tenant) name used in generated client ids and the `zid` claim.
     pub zone: String,
+}
+
+impl ServerConfig {
+    /// The token endpoint URL, also the `iss` of our tokens (as XSUAA does).
+    pub fn issuer(&self) -> String {
+        format!("{}/oauth/token", self.public_url.trim_end_matches('/'))
+    }
 }
 
 /// What the request path reads: one immutable value, replaced whole on every change.
@@ -33,6 +42,8 @@ pub struct Live {
     pub security: Snapshot,
     /// Deployed flows.
     pub flows: FlowTable,
+    /// Token signing and verification keys.
+    pub tokens: TokenKeys,
     /// Increases with every change.
     pub version: u64,
 }
@@ -46,6 +57,7 @@ struct Inner {
     live: ArcSwap<Live>,
     version: AtomicU64,
     authn: Authenticator,
+    sealer: Sealer,
     config: ServerConfig,
     // Serialises admin writes with their snapshot rebuild, so a slower rebuild can never publish
     // an older state after a newer one. Held across `.await`, hence tokio's Mutex.
@@ -74,6 +86,7 @@ impl AppState {
     pub async fn start(
         store: Arc<dyn Store>,
         authn: Authenticator,
+        sealer: Sealer,
         config: ServerConfig,
     ) -> Result<(Self, Writers)> {
         let metrics = Metrics::default();
@@ -100,6 +113,7 @@ impl AppState {
             live: ArcSwap::from_pointee(Live::default()),
             version: AtomicU64::new(0),
             authn,
+            sealer,
             config,
             writes: Mutex::new(()),
             mpl,
@@ -134,6 +148,11 @@ impl AppState {
     /// The authenticator.
     pub fn authn(&self) -> &Authenticator {
         &self.0.authn
+    }
+
+    /// Seals and opens secrets kept at rest (token signing keys).
+    pub fn sealer(&self) -> &Sealer {
+        &self.0.sealer
     }
 
     /// Run-time settings.
@@ -171,12 +190,22 @@ impl AppState {
 
     async fn reload_locked(&self) -> Result<()> {
         let store = self.store();
-        let (instances, keys, users, flows) = (
+        let (instances, keys, users, flows, token_keys) = (
             store.instances().await?,
             store.keys(None).await?,
             store.users().await?,
             store.flows().await?,
+            store.token_keys().await?,
         );
+        let (tokens, unreadable) = TokenKeys::build(
+            &token_keys,
+            &self.0.sealer,
+            &self.0.config.issuer(),
+            crate::extract::now_ms(),
+        );
+        for kid in unreadable {
+            tracing::error!(kid = %kid, "token signing key cannot be opened with this master key");
+        }
         let (table, failed) = FlowTable::build(&flows);
         for (id, e) in failed {
             tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
@@ -185,6 +214,7 @@ impl AppState {
         self.0.live.store(Arc::new(Live {
             security: Snapshot::build(&instances, &keys, &users),
             flows: table,
+            tokens,
             version,
         }));
         self.0.metrics.snapshot_version.store(version, Ordering::Relaxed);

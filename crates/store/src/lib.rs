@@ -7,7 +7,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use postern_core::Result;
-use postern_core::model::{AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser};
+use postern_core::model::{
+    AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey,
+};
 use postern_core::mpl::{Condition, Mpl, MplQuery};
 
 pub use ctx::Ctx;
@@ -113,13 +115,32 @@ pub trait AuditStore {
     async fn audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>>;
 }
 
+/// Token signing keys.
+#[async_trait]
+pub trait TokenKeyStore {
+    /// All keys, oldest first.
+    async fn token_keys(&self) -> Result<Vec<TokenKey>>;
+    /// Adds a key and retires every other unretired key at `key.created_at`, in one transaction.
+    async fn rotate_token_key(&self, key: &TokenKey) -> Result<()>;
+    /// Deletes keys retired before `before` (their tokens have all expired).
+    async fn purge_token_keys(&self, before: i64) -> Result<u64>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
-    RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + Send + Sync
+    RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + TokenKeyStore + Send + Sync
 {
 }
 
 impl<T> Store for T where
-    T: RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + Send + Sync
+    T: RoleStore
+        + InstanceStore
+        + UserStore
+        + FlowStore
+        + MplStore
+        + AuditStore
+        + TokenKeyStore
+        + Send
+        + Sync
 {
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use postern_core::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
 use postern_core::model::{
-    AuditEntry, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser,
+    AuditEntry, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey,
 };
 use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
 use postern_core::{Error, Result};
@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, UserStore};
+use crate::{AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore, UserStore};
 
 /// MPL rows written by one INSERT statement.
 const MPL_ROWS_PER_INSERT: usize = 200;
@@ -694,6 +694,59 @@ impl AuditStore for SqliteStore {
                 source: row.get("source"),
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl TokenKeyStore for SqliteStore {
+    async fn token_keys(&self) -> Result<Vec<TokenKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_enc, public_key, created_at, retired_at FROM token_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .iter()
+            .map(|row| TokenKey {
+                kid: row.get("kid"),
+                alg: row.get("alg"),
+                private_enc: row.get("private_enc"),
+                public_key: row.get("public_key"),
+                created_at: row.get("created_at"),
+                retired_at: row.get("retired_at"),
+            })
+            .collect())
+    }
+
+    async fn rotate_token_key(&self, key: &TokenKey) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        sqlx::query("UPDATE token_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO token_keys (kid, alg, private_enc, public_key, created_at, retired_at) VALUES (?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(key.private_enc.as_slice())
+        .bind(key.public_key.as_slice())
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn purge_token_keys(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM token_keys WHERE retired_at IS NOT NULL AND retired_at < ?")
+            .bind(before)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected())
     }
 }
 

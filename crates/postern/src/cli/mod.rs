@@ -7,6 +7,7 @@ mod role;
 mod serve;
 mod service;
 mod tls;
+mod token_keys;
 mod user;
 
 use clap::{Args, Parser, Subcommand};
@@ -70,6 +71,9 @@ enum Command {
     /// Message processing logs.
     #[command(subcommand)]
     Mpl(mpl::MplCommand),
+    /// Token signing keys: list, rotate.
+    #[command(subcommand, name = "token-keys")]
+    TokenKeys(token_keys::TokenKeysCommand),
     /// The audit log, newest first.
     Audit {
         /// How many entries.
@@ -87,6 +91,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => user::run(c, &Client::new(&cli.conn)?).await,
         Command::Flow(c) => flow::run(c, &Client::new(&cli.conn)?).await,
         Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
+        Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
         Command::Audit { limit } => {
             let client = Client::new(&cli.conn)?;
             let v = client.get(&format!("/admin/v1/audit?limit={limit}")).await?;

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use postern_auth::Authenticator;
 use postern_auth::password::CachedVerifier;
-use postern_auth::secret::{SecretHasher, random};
+use postern_auth::secret::{Sealer, SecretHasher, random};
 use postern_server::{AppState, ServerConfig};
 use postern_store::SqliteStore;
 use serde::Deserialize;
@@ -198,9 +198,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         SecretHasher::new(&master, "postern client secret v1"),
         CachedVerifier::new(SecretHasher::new(&master, "postern password cache v1"), 10_000),
     );
+    let sealer = Sealer::new(&master, "postern token signing keys v1");
+    if postern_auth::token::ensure_key(store.as_ref(), &sealer, now_ms()).await? {
+        tracing::info!("created the first token signing key");
+    }
     let (state, writers) = AppState::start(
         store.clone(),
         authn,
+        sealer,
         ServerConfig {
             public_url: public_url.clone(),
             zone: "postern".into(),

@@ -28,20 +28,31 @@ impl Server {
     pub(crate) async fn start() -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Server::start_in(&dir, Arc::new(Mutex::new(Vec::new()))).await;
+        let mut s = Server::start_in(
+            &dir,
+            Arc::new(Mutex::new(Vec::new())),
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+        )
+        .await;
         s._tmp = Some(tmp);
         s
     }
 
     /// Starts a server on an existing data directory (a restart), appending to `logs`.
-    pub(crate) async fn start_in(dir: &Path, logs: Arc<Mutex<Vec<String>>>) -> Server {
+    pub(crate) async fn start_in(
+        dir: &Path,
+        logs: Arc<Mutex<Vec<String>>>,
+        http: &str,
+        https: &str,
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
                 "--http",
-                "127.0.0.1:0",
+                http,
                 "--https",
-                "127.0.0.1:0",
+                https,
                 "--log-format",
                 "json",
                 "--data-dir",
@@ -142,7 +153,10 @@ impl Server {
     /// Stops this process and starts a new one on the same data directory.
     pub(crate) async fn restart(mut self) -> Server {
         assert!(self.terminate().await, "clean exit on SIGTERM");
-        let mut next = Server::start_in(&self.dir.clone(), self.logs.clone()).await;
+        // The same addresses again: the public URL, and so the token issuer, stay the same.
+        let http = self.url.trim_start_matches("http://").to_owned();
+        let https = self.https_url.trim_start_matches("https://").to_owned();
+        let mut next = Server::start_in(&self.dir.clone(), self.logs.clone(), &http, &https).await;
         next._tmp = self._tmp.take();
         next
     }

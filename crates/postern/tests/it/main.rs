@@ -7,5 +7,6 @@ mod admin_api;
 mod fixture;
 mod lifecycle;
 mod mpl;
+mod oauth;
 mod sender;
 mod tls;

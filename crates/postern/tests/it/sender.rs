@@ -49,11 +49,25 @@ async fn service_key_basic_auth_and_failures() {
     for (name, header) in cases {
         let r = s.call("/orders", header.as_deref(), "x").await;
         assert_eq!(r.status(), 401, "{name}");
-        assert_eq!(
-            r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
-            Some("Basic realm=\"postern\""),
-            "{name}"
-        );
+        let challenges: Vec<&str> = r
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if name == "bearer" {
+            assert_eq!(
+                challenges,
+                ["Bearer realm=\"postern\", error=\"invalid_token\""],
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                challenges,
+                ["Basic realm=\"postern\"", "Bearer realm=\"postern\""],
+                "{name}"
+            );
+        }
         let body: serde_json::Value = r.json().await.expect("json error body");
         assert_eq!(body["error"], "unauthorized", "{name}");
         assert!(
@@ -78,7 +92,7 @@ async fn service_key_basic_auth_and_failures() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("postern_auth_failures_total{reason=\"malformed\"} 8"),
+        metrics.contains("postern_auth_failures_total{reason=\"malformed\"} 7"),
         "{metrics}"
     );
 }

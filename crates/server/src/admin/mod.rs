@@ -7,6 +7,7 @@ mod audit;
 mod flows;
 mod instances;
 mod roles;
+mod token_keys;
 mod users;
 
 use axum::Router;
@@ -23,6 +24,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(flows::router())
         .merge(audit::router())
+        .merge(token_keys::router())
 }
 
 /// The write context for an admin request.
