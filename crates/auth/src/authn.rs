@@ -12,7 +12,7 @@ use postern_core::snapshot::{Client, RoleSet, Snapshot, User};
 use crate::basic::{Malformed, parse_basic, strip_scheme};
 use crate::password::CachedVerifier;
 use crate::secret::SecretHasher;
-use crate::token::{TokenError, TokenKeys};
+use crate::token::{Claims, TokenError, TokenKeys};
 
 /// The user name of a client authenticated with an access token (SAP's `oauth_client_<client ID>`).
 pub fn oauth_user(client_id: &str) -> String {
@@ -97,12 +97,29 @@ impl AuthFailure {
     }
 }
 
-/// Authenticates Basic credentials against a snapshot.
+/// Authenticates Basic credentials and bearer tokens against a snapshot.
 #[derive(Clone, Debug)]
 pub struct Authenticator {
     secrets: SecretHasher,
     passwords: CachedVerifierHandle,
+    tokens: TokenCache,
 }
+
+/// Tokens whose signature verified, by keyed hash of the token: a token is immutable, so its
+/// signature needs checking once. Each use still checks expiry, that the signing key is still
+/// published, and (in [`bearer`]) that the client and key still exist. Capacity-bounded
+/// (quick_cache, S3-FIFO eviction).
+#[derive(Clone)]
+struct TokenCache(Arc<quick_cache::sync::Cache<[u8; 32], Arc<(String, Claims)>>>);
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCache(..)")
+    }
+}
+
+/// Verified tokens remembered.
+pub const TOKEN_CACHE_CAPACITY: usize = 100_000;
 
 #[derive(Clone)]
 struct CachedVerifierHandle(CachedVerifier);
@@ -119,6 +136,7 @@ impl Authenticator {
         Self {
             secrets,
             passwords: CachedVerifierHandle(passwords),
+            tokens: TokenCache(Arc::new(quick_cache::sync::Cache::new(TOKEN_CACHE_CAPACITY))),
         }
     }
 
@@ -136,7 +154,13 @@ impl Authenticator {
     ) -> Result<Principal, AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;
         if let Some(token) = strip_scheme(header, b"bearer") {
-            return bearer(snapshot, tokens, token);
+            // The edge's clock; jsonwebtoken reads the same clock on the uncached path.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let claims = self.verified(tokens, token, now)?;
+            return bearer(snapshot, &claims);
         }
         let creds = parse_basic(header).map_err(AuthFailure::Malformed)?;
         if let Some(client) = snapshot.client(&creds.user) {
@@ -155,6 +179,34 @@ impl Authenticator {
         }
         let user = snapshot.user(&creds.user).ok_or(AuthFailure::UnknownUser)?;
         self.password(user, &creds.password).await
+    }
+
+    /// The claims of a token that verifies, from the cache when its signature was checked before.
+    fn verified(
+        &self,
+        tokens: &TokenKeys,
+        token: &[u8],
+        now: i64,
+    ) -> Result<Arc<(String, Claims)>, AuthFailure> {
+        if token.len() > crate::basic::MAX_HEADER_LEN {
+            return Err(AuthFailure::Token(TokenError::Malformed));
+        }
+        let key = self.secrets.hash(&[b"bearer", token]);
+        if let Some(hit) = self.tokens.0.get(&key) {
+            if !tokens.has_kid(&hit.0) {
+                return Err(AuthFailure::Token(TokenError::UnknownKey));
+            }
+            if hit.1.exp + crate::token::LEEWAY_SECS as i64 <= now {
+                return Err(AuthFailure::Token(TokenError::Expired));
+            }
+            return Ok(hit);
+        }
+        let text = std::str::from_utf8(token)
+            .map_err(|_| AuthFailure::Token(TokenError::Malformed))?
+            .trim();
+        let verified = Arc::new(tokens.verify_with_kid(text).map_err(AuthFailure::Token)?);
+        self.tokens.0.insert(key, verified.clone());
+        Ok(verified)
     }
 
     /// Checks a service key's client secret; the key that matched, if any. Every key is compared
@@ -190,14 +242,8 @@ impl Authenticator {
 /// Verifies a bearer token and maps it to the client it was issued to. Roles are the token's
 /// scope narrowed to what the instance holds now, and the key that obtained the token must still
 /// exist: deleting a key or an instance, or removing a role, takes effect on the next request.
-fn bearer(snapshot: &Snapshot, tokens: &TokenKeys, token: &[u8]) -> Result<Principal, AuthFailure> {
-    if token.len() > crate::basic::MAX_HEADER_LEN {
-        return Err(AuthFailure::Token(TokenError::Malformed));
-    }
-    let token = std::str::from_utf8(token)
-        .map_err(|_| AuthFailure::Token(TokenError::Malformed))?
-        .trim();
-    let claims = tokens.verify(token).map_err(AuthFailure::Token)?;
+fn bearer(snapshot: &Snapshot, verified: &(String, Claims)) -> Result<Principal, AuthFailure> {
+    let claims = &verified.1;
     let client = snapshot
         .client(&claims.client_id)
         .ok_or(AuthFailure::RevokedToken)?;
@@ -219,9 +265,66 @@ fn bearer(snapshot: &Snapshot, tokens: &TokenKeys, token: &[u8]) -> Result<Princ
         roles: RoleSet::new(roles),
         kind: PrincipalKind::Token {
             instance: client.instance.clone(),
-            key: claims.ext_attr.key,
+            key: claims.ext_attr.key.clone(),
             plan: client.plan,
             client_id: client.client_id.clone(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Sealer;
+    use crate::token::{ExtAttr, new_key};
+
+    #[test]
+    fn cached_tokens_still_expire_and_die_with_their_key() {
+        let sealer = Sealer::new(&[5; 32], "t");
+        let key = new_key(&sealer, 0).expect("key");
+        let (tokens, _) = TokenKeys::build(std::slice::from_ref(&key), &sealer, "iss", 0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let claims = Claims {
+            jti: "j".into(),
+            sub: "c".into(),
+            client_id: "c".into(),
+            cid: "c".into(),
+            azp: "c".into(),
+            grant_type: "client_credentials".into(),
+            scope: vec![],
+            iat: now,
+            exp: now + 60,
+            iss: "iss".into(),
+            zid: "z".into(),
+            aud: vec![],
+            ext_attr: ExtAttr {
+                enhancer: "XSUAA".into(),
+                serviceinstancename: "i".into(),
+                key: "k".into(),
+            },
+        };
+        let token = tokens.sign(&claims).expect("sign");
+        let authn = Authenticator::new(
+            SecretHasher::new(&[1; 32], "s"),
+            CachedVerifier::new(SecretHasher::new(&[1; 32], "p"), 4),
+        );
+        assert!(authn.verified(&tokens, token.as_bytes(), now).is_ok());
+        // Cached now; later than exp + leeway it is refused all the same.
+        let late = now + 60 + LEEWAY + 1;
+        assert_eq!(
+            authn.verified(&tokens, token.as_bytes(), late).map(|_| ()),
+            Err(AuthFailure::Token(TokenError::Expired))
+        );
+        // Once its key is no longer published, the cached token is refused too.
+        let (other, _) = TokenKeys::build(&[new_key(&sealer, 0).expect("key")], &sealer, "iss", 0);
+        assert_eq!(
+            authn.verified(&other, token.as_bytes(), now).map(|_| ()),
+            Err(AuthFailure::Token(TokenError::UnknownKey))
+        );
+    }
+
+    const LEEWAY: i64 = crate::token::LEEWAY_SECS as i64;
 }

@@ -58,6 +58,10 @@ pub struct Client {
     pub roles: RoleSet,
     /// One entry per key of type ClientId/Secret.
     pub secrets: Vec<KeySecret>,
+    /// The instance's OAuth grant types.
+    pub grant_types: Vec<String>,
+    /// Access-token validity in seconds.
+    pub token_validity: u32,
 }
 
 /// A technical user as the request path sees it.
@@ -103,6 +107,8 @@ impl Snapshot {
                     plan: i.plan,
                     roles: RoleSet::new(i.roles.clone()),
                     secrets: by_instance.remove(i.name.as_str()).unwrap_or_default(),
+                    grant_types: i.grant_types.clone(),
+                    token_validity: i.token_validity,
                 };
                 (i.client_id.clone(), Arc::new(client))
             })

@@ -197,15 +197,7 @@ async fn issue(
             ));
         }
     }
-    let instance = s
-        .store()
-        .instance(&client.instance)
-        .await
-        .map_err(|_| oauth_error("temporarily_unavailable", "try again later"))?;
-    let Some(instance) = instance else {
-        return Err(oauth_error("invalid_client", "the client no longer exists"));
-    };
-    if !instance.grant_types.iter().any(|g| g == "client_credentials") {
+    if !client.grant_types.iter().any(|g| g == "client_credentials") {
         return Err(oauth_error(
             "unauthorized_client",
             "the service instance does not allow the client_credentials grant",
@@ -229,7 +221,7 @@ async fn issue(
         }
     };
     let now = now_ms() / 1000;
-    let validity = i64::from(instance.token_validity);
+    let validity = i64::from(client.token_validity);
     let id = client.client_id.clone();
     let claims = Claims {
         jti: postern_auth::secret::uuid_v4(),

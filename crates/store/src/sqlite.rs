@@ -41,12 +41,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // 64 MiB of page cache per connection: the MPL indexes stay in memory while logging.
-            .pragma("cache_size", "-65536");
+            .foreign_keys(true);
+        // 64 MiB of page cache for the one writer keeps the MPL indexes in memory while logging;
+        // readers get 8 MiB each.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await
             .map_err(storage)?;
         sqlx::migrate!("migrations/sqlite")
@@ -55,7 +55,7 @@ impl SqliteStore {
             .map_err(|e| Error::Unavailable(format!("migrating {}: {e}", Path::new(path).display())))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).pragma("cache_size", "-8192"))
             .await
             .map_err(storage)?;
         Ok(Self { read, write })

@@ -181,8 +181,18 @@ impl TokenKeys {
             .map_err(|e| Error::Internal(format!("signing a token: {e}")))
     }
 
+    /// Whether a key with this id still verifies tokens.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.verifiers.contains_key(kid)
+    }
+
     /// Verifies a token's signature, issuer and lifetime.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_with_kid(token).map(|(_, c)| c)
+    }
+
+    /// [`TokenKeys::verify`], also returning the `kid` that signed it.
+    pub fn verify_with_kid(&self, token: &str) -> Result<(String, Claims), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Malformed);
@@ -191,7 +201,7 @@ impl TokenKeys {
         let key = self.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
         let validation = self.validation.as_ref().ok_or(TokenError::UnknownKey)?;
         match jsonwebtoken::decode::<Claims>(token, key, validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => Ok((kid, data.claims)),
             Err(e) => Err(match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature
                 | jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::Expired,
