@@ -110,7 +110,10 @@ pub struct Authenticator {
 /// published, and (in [`bearer`]) that the client and key still exist. Capacity-bounded
 /// (quick_cache, S3-FIFO eviction).
 #[derive(Clone)]
-struct TokenCache(Arc<quick_cache::sync::Cache<[u8; 32], Arc<(String, Claims)>>>);
+struct TokenCache(Arc<quick_cache::sync::Cache<[u8; 32], Arc<Verified>>>);
+
+/// A token whose signature verified: the `kid` that signed it and its claims.
+type Verified = (String, Claims);
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,12 +185,7 @@ impl Authenticator {
     }
 
     /// The claims of a token that verifies, from the cache when its signature was checked before.
-    fn verified(
-        &self,
-        tokens: &TokenKeys,
-        token: &[u8],
-        now: i64,
-    ) -> Result<Arc<(String, Claims)>, AuthFailure> {
+    fn verified(&self, tokens: &TokenKeys, token: &[u8], now: i64) -> Result<Arc<Verified>, AuthFailure> {
         if token.len() > crate::basic::MAX_HEADER_LEN {
             return Err(AuthFailure::Token(TokenError::Malformed));
         }
@@ -242,7 +240,7 @@ impl Authenticator {
 /// Verifies a bearer token and maps it to the client it was issued to. Roles are the token's
 /// scope narrowed to what the instance holds now, and the key that obtained the token must still
 /// exist: deleting a key or an instance, or removing a role, takes effect on the next request.
-fn bearer(snapshot: &Snapshot, verified: &(String, Claims)) -> Result<Principal, AuthFailure> {
+fn bearer(snapshot: &Snapshot, verified: &Verified) -> Result<Principal, AuthFailure> {
     let claims = &verified.1;
     let client = snapshot
         .client(&claims.client_id)
