@@ -4,8 +4,8 @@
 
 use postern_core::ids::{InstanceName, KeyName, RoleName, UserName};
 use postern_core::model::{
-    API_ROLES, KeyType, Plan, ROLE_ADMIN, ROLE_MONITORING, ROLE_SEND, Role, ServiceInstance, ServiceKey,
-    TechnicalUser,
+    API_ROLES, BoundCertificate, KeyType, Plan, ROLE_ADMIN, ROLE_MONITORING, ROLE_SEND, Role,
+    ServiceInstance, ServiceKey, TechnicalUser, TrustedCa,
 };
 use postern_core::time::rfc3339;
 use postern_core::{Error, Result};
@@ -13,7 +13,9 @@ use postern_store::{Ctx, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, hash_password};
+use crate::pki::{ClientKey, LocalCa};
 use crate::secret::{SecretHasher, new_client_id, new_client_secret};
+use time::OffsetDateTime;
 
 /// Grant types an instance may list (SAP's form offers these).
 pub const GRANT_TYPES: [&str; 6] = [
@@ -310,8 +312,18 @@ pub struct KeyDocument {
 pub struct OAuthCredentials {
     /// Client id.
     pub clientid: String,
-    /// Client secret (shown once, never stored in clear).
-    pub clientsecret: String,
+    /// Client secret (shown once, never stored in clear); ClientId/Secret keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clientsecret: Option<String>,
+    /// Certificate chain (generated keys: leaf then CA) or the bound certificate (external keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Private key, PEM (generated certificate keys only; shown once, never stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Facts about the certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificatedetails: Option<CertificateDetails>,
     /// Base URL of the runtime (prefix of `/http/...`) or of the admin API (`api` plan).
     pub url: String,
     /// Token endpoint.
@@ -320,10 +332,40 @@ pub struct OAuthCredentials {
     pub createdate: String,
 }
 
-/// Creates a key of type ClientId/Secret and returns its document with the secret.
+/// `certificatedetails` of a certificate key, as in SAP's documents.
+#[derive(Clone, Serialize)]
+pub struct CertificateDetails {
+    /// Issuer DN.
+    pub issuerdn: String,
+    /// Subject DN.
+    pub subjectdn: String,
+    /// Serial number, `0x...`.
+    pub serialnumber: String,
+    /// Expiry, RFC 3339.
+    pub validuntil: String,
+}
+
+/// Longest certificate validity, in days.
+pub const MAX_CERT_DAYS: u32 = 365;
+
+/// What a new key carries besides its name.
+struct KeyMaterial {
+    secret: Option<String>,
+    secret_hash: Vec<u8>,
+    certificate: Option<BoundCertificate>,
+    chain: Option<String>,
+    private_key: Option<String>,
+    details: Option<CertificateDetails>,
+}
+
+/// Creates a key and returns its document: with the secret (ClientId/Secret), with a certificate
+/// and private key Postern's CA issued (`certificate`), or echoing a bound certificate
+/// (`certificate_external`).
+#[allow(clippy::too_many_arguments)]
 pub async fn create_key(
     ctx: &Ctx<'_>,
     hasher: &SecretHasher,
+    ca: &LocalCa,
     instance: &str,
     name: &str,
     params: KeyParameters,
@@ -335,51 +377,60 @@ pub async fn create_key(
         .instance(instance)
         .await?
         .ok_or_else(|| Error::NotFound(format!("service instance {instance}")))?;
-    match params.key_type.as_deref() {
-        None | Some("clientsecret") | Some("ClientId/Secret") => {}
-        Some(t @ ("certificate" | "certificate_external")) => {
-            return Err(Error::invalid(
-                "parameters.key-type",
-                format!("key type {t} is not available yet in this version; use clientsecret"),
-            ));
-        }
+    let key_type = match params.key_type.as_deref() {
+        None | Some("clientsecret") | Some("ClientId/Secret") => KeyType::ClientSecret,
+        Some("certificate") => KeyType::Certificate,
+        Some("certificate_external") => KeyType::CertificateExternal,
         Some(other) => {
             return Err(Error::invalid(
                 "parameters.key-type",
                 format!("unknown key type {other:?}; use clientsecret, certificate or certificate_external"),
             ));
         }
-    }
-    if params.validity.is_some() || params.key_length.is_some() || params.x509.is_some() {
-        return Err(Error::invalid(
-            "parameters",
-            "validity, key-length and X.509 apply to certificate keys only",
-        ));
-    }
-    let secret = new_client_secret();
+    };
+    let m = match key_type {
+        KeyType::ClientSecret => secret_material(hasher, &params)?,
+        _ => certificate_material(ctx, ca, &inst, &key_name, key_type, &params).await?,
+    };
+    let fingerprint = m.certificate.as_ref().map(|c| crate::cert::hex(&c.sha256));
     let key = ServiceKey {
         instance: inst.name.clone(),
         name: key_name,
-        key_type: KeyType::ClientSecret,
-        secret_hash: hasher.hash(&[secret.as_bytes()]).to_vec(),
+        key_type,
+        secret_hash: m.secret_hash,
+        certificate: m.certificate,
         created_at: ctx.now,
         created_by: ctx.actor.to_owned(),
     };
+    let taken = ctx
+        .store
+        .keys(Some(instance))
+        .await?
+        .iter()
+        .any(|k| k.name == key.name);
     ctx.store.insert_key(&key).await.map_err(|e| match e {
-        Error::Conflict(_) => Error::Conflict(format!("service key {name} already exists on {instance}")),
+        Error::Conflict(_) if taken => {
+            Error::Conflict(format!("service key {name} already exists on {instance}"))
+        }
+        Error::Conflict(_) => Error::Conflict(
+            "this certificate is already bound to a service key; a certificate can serve one key only".into(),
+        ),
         other => other,
     })?;
     ctx.audit(
         "service-key.create",
         &format!("{instance}/{name}"),
-        serde_json::json!({ "key-type": "clientsecret", "clientid": inst.client_id }),
+        serde_json::json!({ "key-type": key_type.as_str(), "clientid": inst.client_id, "sha256": fingerprint }),
     )
     .await?;
     let base = base_url.trim_end_matches('/');
     Ok(KeyDocument {
         oauth: OAuthCredentials {
             clientid: inst.client_id,
-            clientsecret: secret,
+            clientsecret: m.secret,
+            certificate: m.chain,
+            key: m.private_key,
+            certificatedetails: m.details,
             url: base.to_owned(),
             tokenurl: format!("{base}/oauth/token"),
             createdate: rfc3339(ctx.now),
@@ -387,7 +438,123 @@ pub async fn create_key(
     })
 }
 
-/// Deletes a key; its secret stops working at once.
+fn secret_material(hasher: &SecretHasher, params: &KeyParameters) -> Result<KeyMaterial> {
+    if params.validity.is_some() || params.key_length.is_some() || params.x509.is_some() {
+        return Err(Error::invalid(
+            "parameters",
+            "validity, key-length and X.509 apply to certificate keys only",
+        ));
+    }
+    let secret = new_client_secret();
+    Ok(KeyMaterial {
+        secret_hash: hasher.hash(&[secret.as_bytes()]).to_vec(),
+        secret: Some(secret),
+        certificate: None,
+        chain: None,
+        private_key: None,
+        details: None,
+    })
+}
+
+async fn certificate_material(
+    ctx: &Ctx<'_>,
+    ca: &LocalCa,
+    inst: &ServiceInstance,
+    key_name: &KeyName,
+    key_type: KeyType,
+    params: &KeyParameters,
+) -> Result<KeyMaterial> {
+    if !inst.grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(Error::invalid(
+            "parameters.key-type",
+            "certificate keys need the client_credentials grant on the instance",
+        ));
+    }
+    let days = params.validity.unwrap_or(MAX_CERT_DAYS);
+    if !(1..=MAX_CERT_DAYS).contains(&days) {
+        return Err(Error::invalid(
+            "parameters.validity",
+            format!("give 1 to {MAX_CERT_DAYS} days"),
+        ));
+    }
+    let mut private_key = None;
+    let (pem, chain, info) = if key_type == KeyType::Certificate {
+        if params.x509.is_some() {
+            return Err(Error::invalid(
+                "parameters.X.509",
+                "applies to certificate_external keys only",
+            ));
+        }
+        let alg = ClientKey::from_length(params.key_length)?;
+        let cn = format!("{}/{}", inst.name, key_name);
+        let now = OffsetDateTime::from_unix_timestamp(ctx.now / 1000)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        // RSA key generation takes up to a second: keep it off the async workers.
+        let issue = || ca.issue_client(&cn, alg, days, now);
+        let issued = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(issue)?,
+            _ => issue()?,
+        };
+        private_key = Some(issued.key_pem);
+        let info = crate::cert::one_certificate(&issued.cert_pem, "certificate")?;
+        let chain = format!("{}{}", issued.cert_pem, ca.cert_pem());
+        (issued.cert_pem, chain, info)
+    } else {
+        if params.key_length.is_some() {
+            return Err(Error::invalid(
+                "parameters.key-length",
+                "applies to generated certificate keys only",
+            ));
+        }
+        let pem = params
+            .x509
+            .as_deref()
+            .ok_or_else(|| Error::invalid("parameters.X.509", "give the client certificate (PEM) to bind"))?;
+        let info = crate::cert::one_certificate(pem, "parameters.X.509")?;
+        check_external(&info, ctx.now)?;
+        let leaf = crate::cert::to_pem(&info.der);
+        (leaf.clone(), leaf, info)
+    };
+    Ok(KeyMaterial {
+        secret: None,
+        secret_hash: Vec::new(),
+        details: Some(CertificateDetails {
+            issuerdn: info.issuer.clone(),
+            subjectdn: info.subject.clone(),
+            serialnumber: info.serial.clone(),
+            validuntil: rfc3339(info.not_after),
+        }),
+        certificate: Some(BoundCertificate {
+            pem,
+            sha256: info.sha256,
+            not_after: info.not_after,
+        }),
+        chain: Some(chain),
+        private_key,
+    })
+}
+
+/// An external certificate must be a valid, current end-entity certificate.
+fn check_external(info: &crate::cert::CertInfo, now: i64) -> Result<()> {
+    if info.is_ca {
+        return Err(Error::invalid(
+            "parameters.X.509",
+            "this is a CA certificate; bind the client's own certificate",
+        ));
+    }
+    if info.not_after <= now {
+        return Err(Error::invalid("parameters.X.509", "the certificate has expired"));
+    }
+    if info.not_before > now {
+        return Err(Error::invalid(
+            "parameters.X.509",
+            "the certificate is not valid yet",
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes a key; its secret or certificate stops working at once.
 pub async fn delete_key(ctx: &Ctx<'_>, instance: &str, name: &str) -> Result<()> {
     if !ctx.store.delete_key(instance, name).await? {
         return Err(Error::NotFound(format!("service key {name} of {instance}")));
@@ -525,4 +692,59 @@ async fn hashed(password: &str) -> Result<String> {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(Error::Internal)
+}
+
+// ---------------------------------------------------------------------------------- trust store
+
+/// Adds a CA whose client certificates the HTTPS listener accepts (PEM or base64 DER).
+pub async fn add_trusted_ca(ctx: &Ctx<'_>, certificate: &str) -> Result<TrustedCa> {
+    let info = crate::cert::one_certificate(certificate, "certificate")?;
+    if !info.is_ca {
+        return Err(Error::invalid(
+            "certificate",
+            "not a CA certificate; bind client certificates as certificate_external keys instead",
+        ));
+    }
+    if info.not_after <= ctx.now {
+        return Err(Error::invalid("certificate", "the CA certificate has expired"));
+    }
+    let ca = TrustedCa {
+        sha256: info.sha256,
+        pem: crate::cert::to_pem(&info.der),
+        subject: info.subject.clone(),
+        not_after: info.not_after,
+        created_at: ctx.now,
+        created_by: ctx.actor.to_owned(),
+    };
+    ctx.store.insert_trusted_ca(&ca).await.map_err(|e| match e {
+        Error::Conflict(_) => Error::Conflict("this CA is already trusted".into()),
+        other => other,
+    })?;
+    ctx.audit(
+        "trusted-ca.add",
+        &crate::cert::hex(&ca.sha256),
+        serde_json::json!({ "subject": ca.subject }),
+    )
+    .await?;
+    Ok(ca)
+}
+
+/// Removes a trusted CA by its SHA-256 fingerprint (hex).
+pub async fn remove_trusted_ca(ctx: &Ctx<'_>, sha256_hex: &str) -> Result<()> {
+    let bytes: Vec<u8> = (0..sha256_hex.len())
+        .step_by(2)
+        .filter_map(|i| {
+            sha256_hex
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let sha: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::invalid("sha256", "give the 64 hex digits of the CA's SHA-256 fingerprint"))?;
+    if sha256_hex.len() != 64 || !ctx.store.delete_trusted_ca(&sha).await? {
+        return Err(Error::NotFound(format!("trusted CA {sha256_hex}")));
+    }
+    ctx.audit("trusted-ca.remove", sha256_hex, serde_json::json!({}))
+        .await
 }

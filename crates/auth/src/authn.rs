@@ -33,6 +33,15 @@ pub enum PrincipalKind {
     },
     /// A technical user with a password.
     User,
+    /// A client certificate bound to a certificate key.
+    Certificate {
+        /// Instance name.
+        instance: String,
+        /// The certificate key.
+        key: String,
+        /// The instance's plan.
+        plan: Plan,
+    },
     /// An access token issued to a service key.
     Token {
         /// Instance name.
@@ -75,6 +84,9 @@ pub enum AuthFailure {
     Token(TokenError),
     /// A valid token whose instance or key has been deleted since.
     RevokedToken,
+    /// A client certificate that chains to a trusted CA but is bound to no key (or its key was
+    /// deleted), or has expired.
+    UnknownCertificate,
 }
 
 impl AuthFailure {
@@ -88,6 +100,7 @@ impl AuthFailure {
             AuthFailure::BadPassword => "bad_password",
             AuthFailure::Token(e) => e.as_str(),
             AuthFailure::RevokedToken => "revoked_token",
+            AuthFailure::UnknownCertificate => "unknown_certificate",
         }
     }
 
@@ -182,6 +195,31 @@ impl Authenticator {
         }
         let user = snapshot.user(&creds.user).ok_or(AuthFailure::UnknownUser)?;
         self.password(user, &creds.password).await
+    }
+
+    /// Authenticates the client certificate of the connection (by the SHA-256 of its DER).
+    pub fn certificate(
+        &self,
+        snapshot: &Snapshot,
+        sha256: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<Principal, AuthFailure> {
+        let binding = snapshot
+            .certificate(sha256)
+            .ok_or(AuthFailure::UnknownCertificate)?;
+        if binding.not_after <= now_ms {
+            return Err(AuthFailure::UnknownCertificate);
+        }
+        let client = &binding.client;
+        Ok(Principal {
+            name: Arc::from(client.client_id.as_str()),
+            roles: client.roles.clone(),
+            kind: PrincipalKind::Certificate {
+                instance: client.instance.clone(),
+                key: binding.key.to_string(),
+                plan: client.plan,
+            },
+        })
     }
 
     /// The claims of a token that verifies, from the cache when its signature was checked before.

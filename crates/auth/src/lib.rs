@@ -7,6 +7,7 @@ pub mod admin;
 pub mod authn;
 pub mod authz;
 pub mod basic;
+pub mod cert;
 pub mod password;
 pub mod pki;
 pub mod secret;

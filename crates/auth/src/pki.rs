@@ -5,7 +5,7 @@
 use postern_core::Error;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -121,6 +121,75 @@ impl LocalCa {
     }
 }
 
+/// The key of a client certificate Postern generates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKey {
+    /// RSA with this many bits (2048, 3072, 4096), SAP's default kind.
+    Rsa(u32),
+    /// ECDSA on P-256 (`key-length: 256`): smaller and much faster to generate.
+    EcP256,
+}
+
+impl ClientKey {
+    /// Reads SAP's `key-length` parameter: 2048 (default), 3072, 4096, or 256 for ECDSA P-256.
+    pub fn from_length(bits: Option<u32>) -> Result<Self, Error> {
+        match bits.unwrap_or(2048) {
+            b @ (2048 | 3072 | 4096) => Ok(ClientKey::Rsa(b)),
+            256 => Ok(ClientKey::EcP256),
+            other => Err(Error::invalid(
+                "parameters.key-length",
+                format!("{other} is not offered; use 2048, 3072 or 4096 (RSA) or 256 (ECDSA P-256)"),
+            )),
+        }
+    }
+}
+
+impl LocalCa {
+    /// Issues a TLS client certificate (EKU clientAuth) named `CN=<cn>, OU=Postern Clients, O=Postern`.
+    pub fn issue_client(
+        &self,
+        cn: &str,
+        key: ClientKey,
+        days: u32,
+        now: OffsetDateTime,
+    ) -> Result<Issued, Error> {
+        let pair = match key {
+            ClientKey::EcP256 => KeyPair::generate(),
+            ClientKey::Rsa(bits) => {
+                let size = match bits {
+                    3072 => RsaKeySize::_3072,
+                    4096 => RsaKeySize::_4096,
+                    _ => RsaKeySize::_2048,
+                };
+                KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, size)
+            }
+        }
+        .map_err(pki_error)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::OrganizationalUnitName, "Postern Clients");
+        dn.push(DnType::OrganizationName, "Postern");
+        params.distinguished_name = dn;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - Duration::minutes(5);
+        let not_after = now + Duration::days(i64::from(days));
+        params.not_after = not_after;
+        params.serial_number = Some(crate::secret::random::<16>().to_vec().into());
+        let cert = params.signed_by(&pair, &self.issuer).map_err(pki_error)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: pair.serialize_pem(),
+            not_after: not_after.unix_timestamp(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +206,16 @@ mod tests {
         assert!(leaf.key_pem.contains("PRIVATE KEY"));
         assert!(leaf.not_after > now.unix_timestamp());
         assert!(again.issue_server(&[], now).is_err());
+        let client = again
+            .issue_client("sender-1", ClientKey::EcP256, 30, now)
+            .expect("client cert");
+        let info = crate::cert::one_certificate(&client.cert_pem, "c").expect("parses");
+        assert!(
+            !info.is_ca && info.subject.contains("CN=sender-1"),
+            "{}",
+            info.subject
+        );
+        assert!(ClientKey::from_length(Some(1024)).is_err());
         assert!(LocalCa::from_pem("junk", ca.key_pem()).is_err());
     }
 }

@@ -91,6 +91,12 @@ pub enum KeyType {
     /// ClientId/Secret: a generated secret, stored only as a keyed hash.
     #[serde(rename = "clientsecret")]
     ClientSecret,
+    /// A client certificate Postern's CA issued (the private key is handed out once, not kept).
+    #[serde(rename = "certificate")]
+    Certificate,
+    /// A client certificate the sender brought.
+    #[serde(rename = "certificate_external")]
+    CertificateExternal,
 }
 
 impl KeyType {
@@ -98,8 +104,48 @@ impl KeyType {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::ClientSecret => "clientsecret",
+            KeyType::Certificate => "certificate",
+            KeyType::CertificateExternal => "certificate_external",
         }
     }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "clientsecret" => Some(Self::ClientSecret),
+            "certificate" => Some(Self::Certificate),
+            "certificate_external" => Some(Self::CertificateExternal),
+            _ => None,
+        }
+    }
+}
+
+/// The client certificate bound to a certificate key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundCertificate {
+    /// The certificate, PEM.
+    pub pem: String,
+    /// SHA-256 of its DER encoding.
+    pub sha256: [u8; 32],
+    /// Expiry, Unix ms.
+    pub not_after: i64,
+}
+
+/// A CA whose client certificates the HTTPS listener accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedCa {
+    /// SHA-256 of the DER certificate.
+    pub sha256: [u8; 32],
+    /// The certificate, PEM.
+    pub pem: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Expiry, Unix ms.
+    pub not_after: i64,
+    /// When it was added.
+    pub created_at: i64,
+    /// Who added it.
+    pub created_by: String,
 }
 
 /// A service key (binding) of an instance.
@@ -111,8 +157,11 @@ pub struct ServiceKey {
     pub name: KeyName,
     /// Key type.
     pub key_type: KeyType,
-    /// Keyed hash (HMAC-SHA-256 under the server pepper) of the client secret.
+    /// Keyed hash (HMAC-SHA-256 under the server pepper) of the client secret; empty for
+    /// certificate keys.
     pub secret_hash: Vec<u8>,
+    /// The bound client certificate of a certificate key.
+    pub certificate: Option<BoundCertificate>,
     /// Creation time.
     pub created_at: i64,
     /// Who created it.

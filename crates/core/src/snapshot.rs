@@ -58,6 +58,8 @@ pub struct Client {
     pub roles: RoleSet,
     /// One entry per key of type ClientId/Secret.
     pub secrets: Vec<KeySecret>,
+    /// Names of the instance's certificate keys.
+    pub cert_keys: Vec<KeyName>,
     /// The instance's OAuth grant types.
     pub grant_types: Vec<String>,
     /// Access-token validity in seconds.
@@ -75,18 +77,44 @@ pub struct User {
     pub roles: RoleSet,
 }
 
+impl Client {
+    /// Whether the instance still has a key of this name (of any type).
+    pub fn has_key(&self, key: &str) -> bool {
+        self.secrets.iter().any(|s| s.key.as_str() == key) || self.cert_keys.iter().any(|k| k.as_str() == key)
+    }
+}
+
+/// A client certificate bound to a certificate key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertBinding {
+    /// The client the certificate authenticates as.
+    pub client: Arc<Client>,
+    /// The key it is bound to.
+    pub key: KeyName,
+    /// Expiry, Unix ms.
+    pub not_after: i64,
+}
+
 /// Immutable lookup tables for authentication and authorization.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     clients: HashMap<String, Arc<Client>>,
     users: HashMap<String, Arc<User>>,
+    certs: HashMap<[u8; 32], CertBinding>,
 }
 
 impl Snapshot {
     /// Builds the tables from store rows.
     pub fn build(instances: &[ServiceInstance], keys: &[ServiceKey], users: &[TechnicalUser]) -> Self {
         let mut by_instance: HashMap<&str, Vec<KeySecret>> = HashMap::new();
-        for key in keys {
+        let mut certs_by_instance: HashMap<&str, Vec<&ServiceKey>> = HashMap::new();
+        for key in keys.iter().filter(|k| k.certificate.is_some()) {
+            certs_by_instance
+                .entry(key.instance.as_str())
+                .or_default()
+                .push(key);
+        }
+        for key in keys.iter().filter(|k| k.certificate.is_none()) {
             // A hash of the wrong length cannot match anything; skipping it is the safe reading.
             if let Ok(hash) = <[u8; 32]>::try_from(key.secret_hash.as_slice()) {
                 by_instance
@@ -98,19 +126,34 @@ impl Snapshot {
                     });
             }
         }
+        let mut certs = HashMap::new();
         let clients = instances
             .iter()
             .map(|i| {
-                let client = Client {
+                let cert_keys = certs_by_instance.remove(i.name.as_str()).unwrap_or_default();
+                let client = Arc::new(Client {
                     client_id: i.client_id.clone(),
                     instance: i.name.to_string(),
                     plan: i.plan,
                     roles: RoleSet::new(i.roles.clone()),
                     secrets: by_instance.remove(i.name.as_str()).unwrap_or_default(),
+                    cert_keys: cert_keys.iter().map(|k| k.name.clone()).collect(),
                     grant_types: i.grant_types.clone(),
                     token_validity: i.token_validity,
-                };
-                (i.client_id.clone(), Arc::new(client))
+                });
+                for k in cert_keys {
+                    if let Some(c) = &k.certificate {
+                        certs.insert(
+                            c.sha256,
+                            CertBinding {
+                                client: client.clone(),
+                                key: k.name.clone(),
+                                not_after: c.not_after,
+                            },
+                        );
+                    }
+                }
+                (i.client_id.clone(), client)
             })
             .collect();
         let users = users
@@ -124,7 +167,16 @@ impl Snapshot {
                 (u.name.to_string(), Arc::new(user))
             })
             .collect();
-        Self { clients, users }
+        Self {
+            clients,
+            users,
+            certs,
+        }
+    }
+
+    /// The certificate key a client certificate (by SHA-256 of its DER) is bound to.
+    pub fn certificate(&self, sha256: &[u8; 32]) -> Option<&CertBinding> {
+        self.certs.get(sha256)
     }
 
     /// The client with this id.

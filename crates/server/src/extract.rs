@@ -13,7 +13,8 @@ use postern_core::ids::RoleName;
 use postern_core::model::{AuditEntry, ROLE_ADMIN, ROLE_MONITORING};
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
+use crate::tls::PeerCertificate;
 
 /// The caller of an admin endpoint, holding `Postern.Admin`.
 pub(crate) struct Admin {
@@ -48,16 +49,33 @@ impl FromRequestParts<AppState> for Monitor {
     }
 }
 
+/// Authenticates a request: its `Authorization` header when it has one, otherwise the client
+/// certificate of its TLS connection.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    live: &Live,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<Principal, AuthFailure> {
+    let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    match (header, extensions.get::<PeerCertificate>()) {
+        (None, Some(cert)) => state.authn().certificate(&live.security, &cert.sha256, now_ms()),
+        _ => {
+            state
+                .authn()
+                .authenticate(&live.security, &live.tokens, header)
+                .await
+        }
+    }
+}
+
 async fn authenticate_with_roles(
     parts: &Parts,
     state: &AppState,
     roles: &[&str],
 ) -> Result<Principal, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-    let live = state.live();
-    let principal = state
-        .authn()
-        .authenticate(&live.security, &live.tokens, header)
+    let live = state.live_full();
+    let principal = authenticate(state, &live, &parts.headers, &parts.extensions)
         .await
         .map_err(|f| auth_failed(state, f, &peer(parts), parts.uri.path()))?;
     let wanted: Vec<RoleName> = roles.iter().filter_map(|r| RoleName::parse(r).ok()).collect();

@@ -14,6 +14,7 @@ mod oauth;
 mod odata;
 mod sender;
 pub mod state;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,8 +23,9 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-pub use listen::{serve_tls, tls_config};
+pub use listen::serve_tls;
 pub use state::{AppState, ServerConfig};
+pub use tls::{PeerCertificate, TlsIdentity};
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {

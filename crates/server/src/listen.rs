@@ -14,15 +14,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::state::AppState;
+use crate::tls::PeerCertificate;
 
 /// Longest a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,36 +31,14 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds the TLS server configuration from a PEM certificate chain and private key.
-pub fn tls_config(chain_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig>, String> {
-    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("certificate: {e}"))?;
-    if chain.is_empty() {
-        return Err("certificate: no PEM certificate found".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("private key: {e}"))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
 /// Serves the app over TLS on `listener` until `shutdown` resolves; open connections then
 /// finish their requests (bounded by a drain timeout).
 pub async fn serve_tls(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    let app = crate::app(state);
-    let acceptor = TlsAcceptor::from(config);
+    let app = crate::app(state.clone());
     let graceful = GracefulShutdown::new();
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::pin!(shutdown);
@@ -82,7 +58,14 @@ pub async fn serve_tls(
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             break;
         };
-        let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
+        // The configuration of this moment: certificate and trust-store changes apply to new
+        // connections without a restart.
+        let Some(config) = state.live().tls.clone() else {
+            tracing::error!("HTTPS listener without a TLS configuration; closing the connection");
+            continue;
+        };
+        let acceptor = TlsAcceptor::from(config);
+        let (app, watcher) = (app.clone(), graceful.watcher());
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -96,8 +79,20 @@ pub async fn serve_tls(
                 }
             };
             drop(permit);
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| PeerCertificate {
+                    sha256: postern_auth::cert::sha256(c.as_ref()),
+                    der: Arc::from(c.as_ref()),
+                });
             let svc = app.map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(c) = &cert {
+                    req.extensions_mut().insert(c.clone());
+                }
                 req
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// Authentication failure reasons, in the order of [`Metrics::auth_failures`].
-pub(crate) const AUTH_REASONS: [&str; 10] = [
+pub(crate) const AUTH_REASONS: [&str; 11] = [
     "missing",
     "malformed",
     "unknown_user",
@@ -23,6 +23,7 @@ pub(crate) const AUTH_REASONS: [&str; 10] = [
     "invalid_token",
     "expired_token",
     "revoked_token",
+    "unknown_certificate",
 ];
 
 /// Counters and gauges.
@@ -33,7 +34,7 @@ pub(crate) struct Metrics {
     pub(crate) sender_4xx: AtomicU64,
     pub(crate) sender_5xx: AtomicU64,
     /// Failed authentications by reason (all endpoints).
-    pub(crate) auth_failures: [AtomicU64; 10],
+    pub(crate) auth_failures: [AtomicU64; 11],
     /// Failed authentications whose audit record was dropped because the queue was full.
     pub(crate) audit_dropped: AtomicU64,
     /// Records waiting to be written.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -51,14 +51,7 @@ async fn process(state: &AppState, req: Request) -> Response {
         discard(body).await;
         return ApiError::method_not_allowed("POST, PUT").into_response();
     }
-    let principal = match state
-        .authn()
-        .authenticate(
-            &live.security,
-            &live.tokens,
-            parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
-        )
-        .await
+    let principal = match crate::extract::authenticate(state, &live, &parts.headers, &parts.extensions).await
     {
         Ok(p) => p,
         Err(failure) => {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use postern_auth::Authenticator;
+use postern_auth::pki::LocalCa;
 use postern_auth::secret::Sealer;
 use postern_auth::token::TokenKeys;
 use postern_core::model::AuditEntry;
@@ -44,6 +45,8 @@ pub struct Live {
     pub flows: FlowTable,
     /// Token signing and verification keys.
     pub tokens: TokenKeys,
+    /// The HTTPS listener's configuration (server identity, client-certificate trust).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Increases with every change.
     pub version: u64,
 }
@@ -58,6 +61,8 @@ struct Inner {
     version: AtomicU64,
     authn: Authenticator,
     sealer: Sealer,
+    ca: Arc<LocalCa>,
+    tls: Option<crate::tls::TlsIdentity>,
     config: ServerConfig,
     // Serialises admin writes with their snapshot rebuild, so a slower rebuild can never publish
     // an older state after a newer one. Held across `.await`, hence tokio's Mutex.
@@ -87,6 +92,8 @@ impl AppState {
         store: Arc<dyn Store>,
         authn: Authenticator,
         sealer: Sealer,
+        ca: Arc<LocalCa>,
+        tls: Option<crate::tls::TlsIdentity>,
         config: ServerConfig,
     ) -> Result<(Self, Writers)> {
         let metrics = Metrics::default();
@@ -114,6 +121,8 @@ impl AppState {
             version: AtomicU64::new(0),
             authn,
             sealer,
+            ca,
+            tls,
             config,
             writes: Mutex::new(()),
             mpl,
@@ -155,6 +164,11 @@ impl AppState {
         &self.0.sealer
     }
 
+    /// Postern's CA (issues certificate keys).
+    pub fn ca(&self) -> &LocalCa {
+        &self.0.ca
+    }
+
     /// Run-time settings.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
@@ -190,13 +204,15 @@ impl AppState {
 
     async fn reload_locked(&self) -> Result<()> {
         let store = self.store();
-        let (instances, keys, users, flows, token_keys) = (
+        let (instances, keys, users, flows, token_keys, trusted) = (
             store.instances().await?,
             store.keys(None).await?,
             store.users().await?,
             store.flows().await?,
             store.token_keys().await?,
+            store.trusted_cas().await?,
         );
+        let tls = self.tls_config(&trusted)?;
         let (tokens, unreadable) = TokenKeys::build(
             &token_keys,
             &self.0.sealer,
@@ -215,10 +231,38 @@ impl AppState {
             security: Snapshot::build(&instances, &keys, &users),
             flows: table,
             tokens,
+            tls,
             version,
         }));
         self.0.metrics.snapshot_version.store(version, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+impl AppState {
+    fn tls_config(
+        &self,
+        trusted: &[postern_core::model::TrustedCa],
+    ) -> Result<Option<Arc<rustls::ServerConfig>>> {
+        let Some(identity) = &self.0.tls else {
+            return Ok(None);
+        };
+        let mut roots = Vec::with_capacity(trusted.len() + 1);
+        if let Ok(certs) = postern_auth::cert::pem_certificates(self.0.ca.cert_pem(), "ca") {
+            roots.extend(certs);
+        }
+        for ca in trusted {
+            match postern_auth::cert::pem_certificates(&ca.pem, "trusted CA") {
+                Ok(certs) => roots.extend(certs),
+                Err(e) => tracing::error!(subject = %ca.subject, error = %e, "trusted CA skipped"),
+            }
+        }
+        let (config, skipped) = crate::tls::server_config(identity, &roots)
+            .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?;
+        for s in skipped {
+            tracing::error!("{s}");
+        }
+        Ok(Some(config))
     }
 }
 

@@ -8,7 +8,7 @@ mod sqlite;
 use async_trait::async_trait;
 use postern_core::Result;
 use postern_core::model::{
-    AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey,
+    AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{Condition, Mpl, MplQuery};
 
@@ -126,9 +126,29 @@ pub trait TokenKeyStore {
     async fn purge_token_keys(&self, before: i64) -> Result<u64>;
 }
 
+/// CAs trusted for client certificates.
+#[async_trait]
+pub trait TrustStore {
+    /// All trusted CAs, oldest first.
+    async fn trusted_cas(&self) -> Result<Vec<TrustedCa>>;
+    /// Adds a CA; `Conflict` if the same certificate is there.
+    async fn insert_trusted_ca(&self, ca: &TrustedCa) -> Result<()>;
+    /// Removes a CA by fingerprint; false if it was not there.
+    async fn delete_trusted_ca(&self, sha256: &[u8; 32]) -> Result<bool>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
-    RoleStore + InstanceStore + UserStore + FlowStore + MplStore + AuditStore + TokenKeyStore + Send + Sync
+    RoleStore
+    + InstanceStore
+    + UserStore
+    + FlowStore
+    + MplStore
+    + AuditStore
+    + TokenKeyStore
+    + TrustStore
+    + Send
+    + Sync
 {
 }
 
@@ -140,6 +160,7 @@ impl<T> Store for T where
         + MplStore
         + AuditStore
         + TokenKeyStore
+        + TrustStore
         + Send
         + Sync
 {

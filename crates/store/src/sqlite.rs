@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use postern_core::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
 use postern_core::model::{
-    AuditEntry, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey,
+    AuditEntry, BoundCertificate, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow,
+    TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
 use postern_core::{Error, Result};
@@ -18,7 +19,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore, UserStore};
+use crate::{
+    AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore, TrustStore,
+    UserStore,
+};
 
 /// MPL rows written by one INSERT statement.
 const MPL_ROWS_PER_INSERT: usize = 200;
@@ -261,13 +265,13 @@ impl InstanceStore for SqliteStore {
     async fn keys(&self, instance: Option<&str>) -> Result<Vec<ServiceKey>> {
         let rows = match instance {
             Some(i) => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by FROM service_keys WHERE instance = ? ORDER BY name",
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after FROM service_keys WHERE instance = ? ORDER BY name",
             )
             .bind(i.to_owned())
             .fetch_all(&self.read)
             .await,
             None => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by FROM service_keys ORDER BY instance, name",
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after FROM service_keys ORDER BY instance, name",
             )
             .fetch_all(&self.read)
             .await,
@@ -278,7 +282,8 @@ impl InstanceStore for SqliteStore {
 
     async fn insert_key(&self, key: &ServiceKey) -> Result<()> {
         sqlx::query(
-            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key.instance.as_str())
         .bind(key.name.as_str())
@@ -286,6 +291,9 @@ impl InstanceStore for SqliteStore {
         .bind(key.secret_hash.as_slice())
         .bind(key.created_at)
         .bind(&key.created_by)
+        .bind(key.certificate.as_ref().map(|c| c.pem.clone()))
+        .bind(key.certificate.as_ref().map(|c| c.sha256.to_vec()))
+        .bind(key.certificate.as_ref().map(|c| c.not_after))
         .execute(&self.write)
         .await
         .map_err(storage)?;
@@ -335,15 +343,28 @@ fn instance_row<'a>(
 }
 
 fn key_row(row: &sqlx::sqlite::SqliteRow) -> Result<ServiceKey> {
-    let key_type = match row.get::<&str, _>("key_type") {
-        "clientsecret" => KeyType::ClientSecret,
-        other => return Err(corrupt("key type", other)),
+    let key_type: &str = row.get("key_type");
+    let key_type = KeyType::parse(key_type).ok_or_else(|| corrupt("key type", key_type))?;
+    let certificate = match (
+        row.get::<Option<String>, _>("cert_pem"),
+        row.get::<Option<Vec<u8>>, _>("cert_sha256"),
+        row.get::<Option<i64>, _>("cert_not_after"),
+    ) {
+        (Some(pem), Some(sha), Some(not_after)) => Some(BoundCertificate {
+            pem,
+            sha256: sha
+                .try_into()
+                .map_err(|_| corrupt("certificate fingerprint", "length"))?,
+            not_after,
+        }),
+        _ => None,
     };
     Ok(ServiceKey {
         instance: InstanceName::parse(row.get("instance")).map_err(|e| corrupt("key", e))?,
         name: KeyName::parse(row.get("name")).map_err(|e| corrupt("key", e))?,
         key_type,
         secret_hash: row.get("secret_hash"),
+        certificate,
         created_at: row.get("created_at"),
         created_by: row.get("created_by"),
     })
@@ -747,6 +768,54 @@ impl TokenKeyStore for SqliteStore {
             .await
             .map_err(storage)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl TrustStore for SqliteStore {
+    async fn trusted_cas(&self) -> Result<Vec<TrustedCa>> {
+        let rows = sqlx::query("SELECT sha256, pem, subject, not_after, created_at, created_by FROM trusted_cas ORDER BY created_at")
+            .fetch_all(&self.read)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|row| {
+                let sha: Vec<u8> = row.get("sha256");
+                Ok(TrustedCa {
+                    sha256: sha.try_into().map_err(|_| corrupt("CA fingerprint", "length"))?,
+                    pem: row.get("pem"),
+                    subject: row.get("subject"),
+                    not_after: row.get("not_after"),
+                    created_at: row.get("created_at"),
+                    created_by: row.get("created_by"),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_trusted_ca(&self, ca: &TrustedCa) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO trusted_cas (sha256, pem, subject, not_after, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ca.sha256.as_slice())
+        .bind(&ca.pem)
+        .bind(&ca.subject)
+        .bind(ca.not_after)
+        .bind(ca.created_at)
+        .bind(&ca.created_by)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn delete_trusted_ca(&self, sha256: &[u8; 32]) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM trusted_cas WHERE sha256 = ?")
+            .bind(sha256.as_slice())
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

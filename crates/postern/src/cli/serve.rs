@@ -172,18 +172,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let http = bind(config.http).await?;
     let https = bind(config.https).await?;
-    let tls = match &https {
-        Some(_) => {
-            let m = super::tls::load(
-                &config.data_dir,
-                &config.tls_hostnames,
-                config.tls_cert.as_deref(),
-                config.tls_key.as_deref(),
-            )?;
-            let cfg = postern_server::tls_config(&m.chain_pem, &m.key_pem)
-                .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
-            Some((cfg, m.ca_file))
-        }
+    let ca = super::tls::load_ca(&config.data_dir)?;
+    let identity = match &https {
+        Some(_) => Some(super::tls::identity(
+            &config.data_dir,
+            &ca.ca,
+            &config.tls_hostnames,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )?),
         None => None,
     };
     let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
@@ -206,6 +203,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         authn,
         sealer,
+        Arc::new(ca.ca),
+        identity,
         ServerConfig {
             public_url: public_url.clone(),
             zone: "postern".into(),
@@ -213,11 +212,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-    let ca_file = tls
-        .as_ref()
-        .and_then(|t| t.1.as_ref())
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let ca_file = ca.file.display().to_string();
     tracing::info!(
         http = %show(http_addr),
         https = %show(https_addr),
@@ -246,9 +241,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let secure = {
         let (state, rx) = (state.clone(), stop_rx.clone());
         async move {
-            match (https, tls) {
-                (Some(l), Some((cfg, _))) => postern_server::serve_tls(l, cfg, state, stopped(rx)).await,
-                _ => Ok(()),
+            match https {
+                Some(l) => postern_server::serve_tls(l, state, stopped(rx)).await,
+                None => Ok(()),
             }
         }
     };

@@ -6,16 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use postern_auth::pki::LocalCa;
+use postern_server::TlsIdentity;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// What the listener serves.
-pub(crate) struct TlsMaterial {
-    /// Leaf first, then the CA when Postern issued it.
-    pub(crate) chain_pem: String,
-    pub(crate) key_pem: String,
-    /// Where the CA certificate lives, when Postern generated it (senders import it).
-    pub(crate) ca_file: Option<PathBuf>,
+/// Postern's CA and where its certificate lives (senders import that file to trust Postern).
+pub(crate) struct Ca {
+    pub(crate) ca: LocalCa,
+    pub(crate) file: PathBuf,
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -27,26 +25,10 @@ struct ServerMeta {
 /// Renew the generated server certificate this long before it expires.
 const RENEW_BEFORE_SECS: i64 = 30 * 86_400;
 
-pub(crate) fn load(
-    data_dir: &Path,
-    hostnames: &[String],
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> anyhow::Result<TlsMaterial> {
-    match (cert, key) {
-        (Some(c), Some(k)) => {
-            return Ok(TlsMaterial {
-                chain_pem: read(c)?,
-                key_pem: read(k)?,
-                ca_file: None,
-            });
-        }
-        (None, None) => {}
-        _ => bail!("--tls-cert and --tls-key go together"),
-    }
+/// Loads the CA from `<data-dir>/tls/`, creating it on first start.
+pub(crate) fn load_ca(data_dir: &Path) -> anyhow::Result<Ca> {
     let dir = data_dir.join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let now = OffsetDateTime::now_utc();
     let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let ca = if ca_cert.exists() {
         LocalCa::from_pem(&read(&ca_cert)?, &read(&ca_key)?).context("loading the local CA")?
@@ -55,12 +37,36 @@ pub(crate) fn load(
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let ca = LocalCa::generate(&format!("Postern Local CA {suffix}"), now)?;
+        let ca = LocalCa::generate(&format!("Postern Local CA {suffix}"), OffsetDateTime::now_utc())?;
         write_atomic(&ca_key, ca.key_pem(), true)?;
         write_atomic(&ca_cert, ca.cert_pem(), false)?;
         tracing::info!(ca = %ca_cert.display(), "created the local CA; senders import this file to trust Postern");
         ca
     };
+    Ok(Ca { ca, file: ca_cert })
+}
+
+/// The listener's identity: the operator's certificate and key, or a server certificate the
+/// local CA issued for `hostnames` (chain: leaf, then the CA).
+pub(crate) fn identity(
+    data_dir: &Path,
+    ca: &LocalCa,
+    hostnames: &[String],
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<TlsIdentity> {
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            return Ok(TlsIdentity {
+                chain_pem: read(c)?,
+                key_pem: read(k)?,
+            });
+        }
+        (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together"),
+    }
+    let dir = data_dir.join("tls");
+    let now = OffsetDateTime::now_utc();
     let (srv_cert, srv_key, srv_meta) = (
         dir.join("server.pem"),
         dir.join("server.key"),
@@ -85,10 +91,9 @@ pub(crate) fn load(
         write_atomic(&srv_meta, &serde_json::to_string(&meta)?, false)?;
         tracing::info!(hostnames = ?hostnames, "issued a server certificate from the local CA");
     }
-    Ok(TlsMaterial {
+    Ok(TlsIdentity {
         chain_pem: format!("{}{}", read(&srv_cert)?, ca.cert_pem()),
         key_pem: read(&srv_key)?,
-        ca_file: Some(ca_cert),
     })
 }
 

@@ -119,20 +119,35 @@ async fn roles_instances_keys_validation() {
         409
     );
 
-    // Keys: certificate types come later and are refused clearly; secrets are shown once.
-    let (st, b) = post(
-        "/admin/v1/service-instances/i1/keys",
-        json!({ "name": "c", "parameters": { "key-type": "certificate" } }),
-    )
-    .await;
-    assert_eq!(st, 400);
-    assert!(
-        b["message"]
-            .as_str()
-            .expect("message")
-            .starts_with("parameters.key-type"),
-        "{b}"
-    );
+    // Key parameters are checked; secrets are shown once.
+    for (params, field) in [
+        (
+            json!({ "key-type": "certificate", "key-length": 1024 }),
+            "parameters.key-length",
+        ),
+        (
+            json!({ "key-type": "certificate", "validity": 400 }),
+            "parameters.validity",
+        ),
+        (json!({ "key-type": "certificate_external" }), "parameters.X.509"),
+        (
+            json!({ "key-type": "certificate_external", "X.509": "junk" }),
+            "parameters.X.509",
+        ),
+        (json!({ "key-type": "magic" }), "parameters.key-type"),
+        (json!({ "validity": 30 }), "parameters"),
+    ] {
+        let (st, b) = post(
+            "/admin/v1/service-instances/i1/keys",
+            json!({ "name": "c", "parameters": params }),
+        )
+        .await;
+        assert_eq!(st, 400, "{b}");
+        assert!(
+            b["message"].as_str().expect("message").starts_with(field),
+            "{field}: {b}"
+        );
+    }
     assert_eq!(
         post("/admin/v1/service-instances/nope/keys", json!({ "name": "k" }))
             .await

@@ -7,6 +7,7 @@ mod admin_api;
 mod fixture;
 mod lifecycle;
 mod mpl;
+mod mtls;
 mod oauth;
 mod sender;
 mod tls;

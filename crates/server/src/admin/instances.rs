@@ -60,15 +60,21 @@ fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
     })
 }
 
-/// A key as listed: never its secret or hash.
+/// A key as listed: never its secret or hash; for certificate keys the certificate's fingerprint
+/// and expiry.
 fn key_view(k: &ServiceKey) -> Value {
-    json!({
+    let mut v = json!({
         "name": k.name,
         "instance": k.instance,
         "keyType": k.key_type.as_str(),
         "createdAt": time(k.created_at),
         "createdBy": k.created_by,
-    })
+    });
+    if let Some(c) = &k.certificate {
+        v["sha256"] = Value::String(postern_auth::cert::hex(&c.sha256));
+        v["validUntil"] = Value::String(time(c.not_after));
+    }
+    v
 }
 
 async fn list(State(s): State<AppState>, _a: Admin) -> Result<Json<Value>, ApiError> {
@@ -159,6 +165,7 @@ async fn create_key(
         .write(admin::create_key(
             &c,
             &hasher,
+            s.ca(),
             &name,
             &body.name,
             body.parameters,

@@ -8,6 +8,7 @@ mod flows;
 mod instances;
 mod roles;
 mod token_keys;
+mod trust;
 mod users;
 
 use axum::Router;
@@ -25,6 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(flows::router())
         .merge(audit::router())
         .merge(token_keys::router())
+        .merge(trust::router())
 }
 
 /// The write context for an admin request.

@@ -70,6 +70,7 @@ async fn instances_keys_cascade() {
         name: KeyName::parse("k1").expect("valid"),
         key_type: KeyType::ClientSecret,
         secret_hash: vec![7; 32],
+        certificate: None,
         created_at: 3,
         created_by: "admin".into(),
     };

@@ -1,0 +1,77 @@
+//! TLS configuration of the HTTPS listener: the server identity, TLS 1.2/1.3 only, ALPN h2 and
+//! http/1.1, and *optional* client certificates: a client may connect without one (and use Basic
+//! or a bearer token), but a certificate it presents must chain to Postern's CA or a CA in the
+//! trust store and be within its validity, or the handshake fails.
+
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The server's certificate chain and private key, PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// Leaf first.
+    pub chain_pem: String,
+    /// PKCS#8 (or PKCS#1/SEC1) private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
+}
+
+/// The client certificate of a connection: its DER and SHA-256, computed once per connection.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate {
+    /// DER encoding.
+    pub der: Arc<[u8]>,
+    /// SHA-256 of the DER encoding.
+    pub sha256: [u8; 32],
+}
+
+/// Builds the listener's configuration; `client_roots` are DER CA certificates whose client
+/// certificates are accepted. Roots that do not parse are skipped and returned as errors.
+pub(crate) fn server_config(
+    identity: &TlsIdentity,
+    client_roots: &[Vec<u8>],
+) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
+    let chain = CertificateDer::pem_slice_iter(identity.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("certificate: no PEM certificate found".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+        .map_err(|e| format!("private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    let mut skipped = Vec::new();
+    for der in client_roots {
+        if let Err(e) = roots.add(CertificateDer::from(der.clone())) {
+            skipped.push(format!("trusted CA skipped: {e}"));
+        }
+    }
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?;
+    let builder = if roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("client certificate verifier: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Arc::new(config), skipped))
+}
