@@ -3,6 +3,7 @@
 //! written to the store and to the audit log, and the caller then publishes a new snapshot.
 
 use postern_core::ids::{InstanceName, KeyName, RoleName, UserName};
+use postern_core::model::CertMapping;
 use postern_core::model::{
     API_ROLES, BoundCertificate, KeyType, Plan, ROLE_ADMIN, ROLE_MONITORING, ROLE_SEND, Role,
     ServiceInstance, ServiceKey, TechnicalUser, TrustedCa,
@@ -747,4 +748,69 @@ pub async fn remove_trusted_ca(ctx: &Ctx<'_>, sha256_hex: &str) -> Result<()> {
     }
     ctx.audit("trusted-ca.remove", sha256_hex, serde_json::json!({}))
         .await
+}
+
+// ---------------------------------------------------------------- certificate-to-user mappings
+
+/// Maps a client certificate (PEM or base64 DER) to a user; that user's roles authorize it.
+pub async fn create_cert_mapping(ctx: &Ctx<'_>, user: &str, certificate: &str) -> Result<CertMapping> {
+    let user = UserName::parse(user).map_err(|e| Error::invalid("user", e.to_string()))?;
+    let info = crate::cert::one_certificate(certificate, "certificate")?;
+    if info.is_ca {
+        return Err(Error::invalid(
+            "certificate",
+            "this is a CA certificate; map the client's own certificate",
+        ));
+    }
+    if info.not_after <= ctx.now {
+        return Err(Error::invalid("certificate", "the certificate has expired"));
+    }
+    let hex = crate::cert::hex(&info.sha256);
+    let mapping = CertMapping {
+        id: hex[..32].to_owned(),
+        sha256: info.sha256,
+        user: user.to_string(),
+        pem: crate::cert::to_pem(&info.der),
+        subject: info.subject,
+        issuer: info.issuer,
+        serial: info.serial,
+        not_after: info.not_after,
+        created_at: ctx.now,
+        created_by: ctx.actor.to_owned(),
+    };
+    let bound_to_key = ctx
+        .store
+        .keys(None)
+        .await?
+        .iter()
+        .any(|k| k.certificate.as_ref().is_some_and(|c| c.sha256 == mapping.sha256));
+    if bound_to_key {
+        return Err(Error::Conflict(
+            "this certificate is bound to a certificate service key".into(),
+        ));
+    }
+    ctx.store
+        .insert_cert_mapping(&mapping)
+        .await
+        .map_err(|e| match e {
+            Error::Conflict(_) => {
+                Error::Conflict("this certificate is mapped already; delete that mapping first".into())
+            }
+            other => other,
+        })?;
+    ctx.audit(
+        "cert-mapping.create",
+        &mapping.id,
+        serde_json::json!({ "user": mapping.user, "subject": mapping.subject, "issuer": mapping.issuer }),
+    )
+    .await?;
+    Ok(mapping)
+}
+
+/// Deletes a mapping; its certificate stops authenticating at once.
+pub async fn delete_cert_mapping(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    if !ctx.store.delete_cert_mapping(id).await? {
+        return Err(Error::NotFound(format!("certificate-to-user mapping {id}")));
+    }
+    ctx.audit("cert-mapping.delete", id, serde_json::json!({})).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use postern_core::ids::RoleName;
 use postern_core::model::Plan;
-use postern_core::snapshot::{Client, RoleSet, Snapshot, User};
+use postern_core::snapshot::{CertSubject, Client, RoleSet, Snapshot, User};
 
 use crate::basic::{Malformed, parse_basic, strip_scheme};
 use crate::password::CachedVerifier;
@@ -42,6 +42,8 @@ pub enum PrincipalKind {
         /// The instance's plan.
         plan: Plan,
     },
+    /// A client certificate mapped to a user (certificate-to-user mapping).
+    MappedCertificate,
     /// An access token issued to a service key.
     Token {
         /// Instance name.
@@ -210,14 +212,20 @@ impl Authenticator {
         if binding.not_after <= now_ms {
             return Err(AuthFailure::UnknownCertificate);
         }
-        let client = &binding.client;
-        Ok(Principal {
-            name: Arc::from(client.client_id.as_str()),
-            roles: client.roles.clone(),
-            kind: PrincipalKind::Certificate {
-                instance: client.instance.clone(),
-                key: binding.key.to_string(),
-                plan: client.plan,
+        Ok(match &binding.subject {
+            CertSubject::Key { client, key } => Principal {
+                name: Arc::from(client.client_id.as_str()),
+                roles: client.roles.clone(),
+                kind: PrincipalKind::Certificate {
+                    instance: client.instance.clone(),
+                    key: key.to_string(),
+                    plan: client.plan,
+                },
+            },
+            CertSubject::User { name, roles } => Principal {
+                name: Arc::from(name.as_str()),
+                roles: roles.clone(),
+                kind: PrincipalKind::MappedCertificate,
             },
         })
     }

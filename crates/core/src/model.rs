@@ -229,3 +229,28 @@ pub struct TokenKey {
     /// When a newer key replaced it (it still verifies tokens until they expire).
     pub retired_at: Option<i64>,
 }
+
+/// A certificate-to-user mapping: the whole certificate authenticates as `user`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertMapping {
+    /// Id: the first 32 hex digits of the certificate's SHA-256.
+    pub id: String,
+    /// SHA-256 of the DER certificate.
+    pub sha256: [u8; 32],
+    /// The user it maps to (lower-case).
+    pub user: String,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number.
+    pub serial: String,
+    /// Expiry, Unix ms.
+    pub not_after: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// Who created it.
+    pub created_by: String,
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ids::{KeyName, RoleName};
-use crate::model::{Plan, ServiceInstance, ServiceKey, TechnicalUser};
+use crate::model::{CertMapping, Plan, ServiceInstance, ServiceKey, TechnicalUser};
 
 /// An immutable set of roles, shared by every principal that holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,13 +84,30 @@ impl Client {
     }
 }
 
-/// A client certificate bound to a certificate key.
+/// What a client certificate authenticates as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertSubject {
+    /// The client of a certificate key.
+    Key {
+        /// The client.
+        client: Arc<Client>,
+        /// The key the certificate is bound to.
+        key: KeyName,
+    },
+    /// A user, by a certificate-to-user mapping; the user's roles authorize it.
+    User {
+        /// The mapped user name.
+        name: String,
+        /// That user's roles (empty when no technical user of that name exists).
+        roles: RoleSet,
+    },
+}
+
+/// A client certificate bound to a key or mapped to a user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertBinding {
-    /// The client the certificate authenticates as.
-    pub client: Arc<Client>,
-    /// The key it is bound to.
-    pub key: KeyName,
+    /// Whom it authenticates.
+    pub subject: CertSubject,
     /// Expiry, Unix ms.
     pub not_after: i64,
 }
@@ -105,7 +122,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds the tables from store rows.
-    pub fn build(instances: &[ServiceInstance], keys: &[ServiceKey], users: &[TechnicalUser]) -> Self {
+    pub fn build(
+        instances: &[ServiceInstance],
+        keys: &[ServiceKey],
+        users: &[TechnicalUser],
+        mappings: &[CertMapping],
+    ) -> Self {
         let mut by_instance: HashMap<&str, Vec<KeySecret>> = HashMap::new();
         let mut certs_by_instance: HashMap<&str, Vec<&ServiceKey>> = HashMap::new();
         for key in keys.iter().filter(|k| k.certificate.is_some()) {
@@ -146,8 +168,10 @@ impl Snapshot {
                         certs.insert(
                             c.sha256,
                             CertBinding {
-                                client: client.clone(),
-                                key: k.name.clone(),
+                                subject: CertSubject::Key {
+                                    client: client.clone(),
+                                    key: k.name.clone(),
+                                },
                                 not_after: c.not_after,
                             },
                         );
@@ -156,7 +180,7 @@ impl Snapshot {
                 (i.client_id.clone(), client)
             })
             .collect();
-        let users = users
+        let users: HashMap<String, Arc<User>> = users
             .iter()
             .map(|u| {
                 let user = User {
@@ -167,6 +191,16 @@ impl Snapshot {
                 (u.name.to_string(), Arc::new(user))
             })
             .collect();
+        for m in mappings {
+            let roles = users.get(&m.user).map(|u| u.roles.clone()).unwrap_or_default();
+            certs.entry(m.sha256).or_insert(CertBinding {
+                subject: CertSubject::User {
+                    name: m.user.clone(),
+                    roles,
+                },
+                not_after: m.not_after,
+            });
+        }
         Self {
             clients,
             users,
@@ -174,7 +208,7 @@ impl Snapshot {
         }
     }
 
-    /// The certificate key a client certificate (by SHA-256 of its DER) is bound to.
+    /// What a client certificate (by SHA-256 of its DER) is bound or mapped to.
     pub fn certificate(&self, sha256: &[u8; 32]) -> Option<&CertBinding> {
         self.certs.get(sha256)
     }

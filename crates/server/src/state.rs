@@ -204,13 +204,14 @@ impl AppState {
 
     async fn reload_locked(&self) -> Result<()> {
         let store = self.store();
-        let (instances, keys, users, flows, token_keys, trusted) = (
+        let (instances, keys, users, flows, token_keys, trusted, mappings) = (
             store.instances().await?,
             store.keys(None).await?,
             store.users().await?,
             store.flows().await?,
             store.token_keys().await?,
             store.trusted_cas().await?,
+            store.cert_mappings().await?,
         );
         let tls = self.tls_config(&trusted)?;
         let (tokens, unreadable) = TokenKeys::build(
@@ -228,7 +229,7 @@ impl AppState {
         }
         let version = self.0.version.fetch_add(1, Ordering::Relaxed) + 1;
         self.0.live.store(Arc::new(Live {
-            security: Snapshot::build(&instances, &keys, &users),
+            security: Snapshot::build(&instances, &keys, &users, &mappings),
             flows: table,
             tokens,
             tls,

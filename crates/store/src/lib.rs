@@ -7,6 +7,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use postern_core::Result;
+use postern_core::model::CertMapping;
 use postern_core::model::{
     AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
 };
@@ -137,6 +138,17 @@ pub trait TrustStore {
     async fn delete_trusted_ca(&self, sha256: &[u8; 32]) -> Result<bool>;
 }
 
+/// Certificate-to-user mappings.
+#[async_trait]
+pub trait CertMappingStore {
+    /// All mappings, by user then id.
+    async fn cert_mappings(&self) -> Result<Vec<CertMapping>>;
+    /// Adds a mapping; `Conflict` if the certificate is mapped already.
+    async fn insert_cert_mapping(&self, m: &CertMapping) -> Result<()>;
+    /// Deletes a mapping by id; false if it was not there.
+    async fn delete_cert_mapping(&self, id: &str) -> Result<bool>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     RoleStore
@@ -147,6 +159,7 @@ pub trait Store:
     + AuditStore
     + TokenKeyStore
     + TrustStore
+    + CertMappingStore
     + Send
     + Sync
 {
@@ -161,6 +174,7 @@ impl<T> Store for T where
         + AuditStore
         + TokenKeyStore
         + TrustStore
+        + CertMappingStore
         + Send
         + Sync
 {

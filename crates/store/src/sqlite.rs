@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use postern_core::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
+use postern_core::model::CertMapping;
 use postern_core::model::{
     AuditEntry, BoundCertificate, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow,
     TechnicalUser, TokenKey, TrustedCa,
@@ -20,8 +21,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    AuditStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore, TrustStore,
-    UserStore,
+    AuditStore, CertMappingStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore,
+    TrustStore, UserStore,
 };
 
 /// MPL rows written by one INSERT statement.
@@ -812,6 +813,68 @@ impl TrustStore for SqliteStore {
     async fn delete_trusted_ca(&self, sha256: &[u8; 32]) -> Result<bool> {
         let done = sqlx::query("DELETE FROM trusted_cas WHERE sha256 = ?")
             .bind(sha256.as_slice())
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl CertMappingStore for SqliteStore {
+    async fn cert_mappings(&self) -> Result<Vec<CertMapping>> {
+        let rows = sqlx::query(
+            "SELECT id, sha256, user_name, pem, subject, issuer, serial, not_after, created_at, created_by \
+             FROM cert_mappings ORDER BY user_name, id",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|row| {
+                let sha: Vec<u8> = row.get("sha256");
+                Ok(CertMapping {
+                    id: row.get("id"),
+                    sha256: sha
+                        .try_into()
+                        .map_err(|_| corrupt("mapping fingerprint", "length"))?,
+                    user: row.get("user_name"),
+                    pem: row.get("pem"),
+                    subject: row.get("subject"),
+                    issuer: row.get("issuer"),
+                    serial: row.get("serial"),
+                    not_after: row.get("not_after"),
+                    created_at: row.get("created_at"),
+                    created_by: row.get("created_by"),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_cert_mapping(&self, m: &CertMapping) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cert_mappings (id, sha256, user_name, pem, subject, issuer, serial, not_after, created_at, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.id)
+        .bind(m.sha256.as_slice())
+        .bind(&m.user)
+        .bind(&m.pem)
+        .bind(&m.subject)
+        .bind(&m.issuer)
+        .bind(&m.serial)
+        .bind(m.not_after)
+        .bind(m.created_at)
+        .bind(&m.created_by)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn delete_cert_mapping(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM cert_mappings WHERE id = ?")
+            .bind(id)
             .execute(&self.write)
             .await
             .map_err(storage)?;

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod cert;
 mod client;
 mod flow;
 mod mpl;
@@ -71,6 +72,12 @@ enum Command {
     /// Message processing logs.
     #[command(subcommand)]
     Mpl(mpl::MplCommand),
+    /// Certificate-to-user mappings.
+    #[command(subcommand, name = "cert-mapping")]
+    CertMapping(cert::MappingCommand),
+    /// CAs whose client certificates the HTTPS listener accepts.
+    #[command(subcommand)]
+    Trust(cert::TrustCommand),
     /// Token signing keys: list, rotate.
     #[command(subcommand, name = "token-keys")]
     TokenKeys(token_keys::TokenKeysCommand),
@@ -91,6 +98,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => user::run(c, &Client::new(&cli.conn)?).await,
         Command::Flow(c) => flow::run(c, &Client::new(&cli.conn)?).await,
         Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
+        Command::CertMapping(c) => cert::run_mapping(c, &Client::new(&cli.conn)?).await,
+        Command::Trust(c) => cert::run_trust(c, &Client::new(&cli.conn)?).await,
         Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
         Command::Audit { limit } => {
             let client = Client::new(&cli.conn)?;

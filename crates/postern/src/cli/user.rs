@@ -15,11 +15,11 @@ pub(crate) enum UserCommand {
         /// User name (stored lower-case).
         name: String,
         /// Read the password from standard input (recommended).
-        #[arg(long, conflicts_with = "password")]
+        #[arg(long, conflicts_with = "new_password")]
         password_stdin: bool,
         /// The password (visible in the process list; prefer --password-stdin).
         #[arg(long)]
-        password: Option<String>,
+        new_password: Option<String>,
         /// A role to grant; repeat for several.
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -69,13 +69,13 @@ pub(crate) async fn run(cmd: UserCommand, c: &Client) -> anyhow::Result<()> {
         UserCommand::Create {
             name,
             password_stdin,
-            password,
+            new_password,
             roles,
         } => {
-            let password = match (password_stdin, password) {
+            let password = match (password_stdin, new_password) {
                 (true, _) => stdin_password()?,
                 (false, Some(p)) => p,
-                (false, None) => bail!("give --password-stdin (or --password)"),
+                (false, None) => bail!("give --password-stdin (or --new-password)"),
             };
             let v = c
                 .post(

@@ -255,3 +255,95 @@ async fn external_certificates_trust_store_and_refusals() {
     let fresh = client_with(&s, &identity);
     assert!(post(&fresh, &s, "/http/orders").await.is_err());
 }
+
+#[tokio::test]
+async fn certificate_to_user_mappings() {
+    let s = Server::start().await;
+    s.sender("Orders.Send", "orders").await;
+    assert_eq!(
+        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+            .await
+            .0,
+        201
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let partner_ca = LocalCa::generate("Partner CA", now).expect("ca");
+    let dir = tempfile::tempdir().expect("dir");
+    let ca_file = dir.path().join("partner-ca.pem");
+    std::fs::write(&ca_file, partner_ca.cert_pem()).expect("write");
+    s.cli_ok(&["trust", "add", ca_file.to_str().expect("path")]);
+    assert!(s.cli_ok(&["trust", "list"]).contains("Partner CA"));
+
+    let leaf = partner_ca
+        .issue_client("partner-c", ClientKey::EcP256, 30, now)
+        .expect("leaf");
+    let leaf_file = dir.path().join("partner-c.pem");
+    std::fs::write(&leaf_file, &leaf.cert_pem).expect("write");
+    let c = client_with(&s, &format!("{}{}", leaf.cert_pem, leaf.key_pem));
+
+    // Mapped to a user without the role: authenticated, then 403.
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/users",
+            Some(json!({ "name": "partner-c", "password": "partner-c-password", "roles": [] })),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let out = s.cli_ok(&[
+        "cert-mapping",
+        "create",
+        "Partner-C",
+        leaf_file.to_str().expect("path"),
+    ]);
+    assert!(out.contains("partner-c"), "{out}");
+    assert_eq!(post(&c, &s, "/http/orders").await.expect("call").status(), 403);
+
+    // The user gets the role: the same certificate now passes, as that user.
+    let (st, _) = s
+        .admin(
+            Method::PATCH,
+            "/admin/v1/users/partner-c",
+            Some(json!({ "roles": ["Orders.Send"] })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let r = post(&c, &s, "/http/orders").await.expect("call");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "user=partner-c");
+
+    // Duplicates are refused; bad input is a clear 400.
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/certificate-user-mappings",
+            Some(json!({ "user": "someone", "certificate": leaf.cert_pem })),
+        )
+        .await;
+    assert_eq!(st, 409);
+    for body in [
+        json!({ "user": "x", "certificate": "not a certificate" }),
+        json!({ "user": "x", "certificate": partner_ca.cert_pem() }),
+        json!({ "user": "a:b", "certificate": leaf.cert_pem }),
+    ] {
+        let (st, b) = s
+            .admin(Method::POST, "/admin/v1/certificate-user-mappings", Some(body))
+            .await;
+        assert_eq!(st, 400, "{b}");
+    }
+
+    // Deleting the mapping: the certificate authenticates nobody.
+    let (_, list) = s
+        .admin(Method::GET, "/admin/v1/certificate-user-mappings", None)
+        .await;
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(id.len(), 32);
+    assert!(
+        list[0]["subjectDn"]
+            .as_str()
+            .expect("dn")
+            .contains("CN=partner-c")
+    );
+    s.cli_ok(&["cert-mapping", "delete", &id]);
+    assert_eq!(post(&c, &s, "/http/orders").await.expect("call").status(), 401);
+}

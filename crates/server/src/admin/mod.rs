@@ -4,6 +4,7 @@
 //! snapshot before the answer goes out.
 
 mod audit;
+mod cert_mappings;
 mod flows;
 mod instances;
 mod roles;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(token_keys::router())
         .merge(trust::router())
+        .merge(cert_mappings::router())
 }
 
 /// The write context for an admin request.
