@@ -3,6 +3,7 @@
 //! audit entries), the one error type every layer speaks, and the immutable security
 //! [`snapshot::Snapshot`] the request path reads. No I/O, no async, no framework types.
 
+pub mod dn;
 pub mod error;
 pub mod ids;
 pub mod model;

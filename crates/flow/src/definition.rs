@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use postern_core::Error;
+use postern_core::dn::Dn;
 use postern_core::ids::{FlowAddress, FlowId, RoleName};
 use postern_core::model::ROLE_SEND;
 
@@ -42,8 +43,12 @@ pub struct Flow {
     pub id: FlowId,
     /// Sender address.
     pub address: FlowAddress,
-    /// Roles, any one of which authorizes a caller.
+    /// *User Role* authorization: roles, any one of which authorizes a caller (empty for
+    /// client-certificate authorization).
     pub roles: Vec<RoleName>,
+    /// *Client Certificate* authorization: allowed (subject, issuer) DN pairs (empty for
+    /// user-role authorization).
+    pub certificates: Vec<(Dn, Dn)>,
     /// Body limit in bytes.
     pub max_body_bytes: u64,
     pub(crate) steps: Vec<Box<dyn Step>>,
@@ -86,6 +91,15 @@ struct SenderDoc {
     roles: Option<Vec<String>>,
     #[serde(default)]
     max_body_bytes: Option<u64>,
+    #[serde(default)]
+    certificates: Option<Vec<CertDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertDoc {
+    subject: String,
+    issuer: String,
 }
 
 /// One step: a map with exactly one key, the step kind.
@@ -160,17 +174,32 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
         ));
     }
     let address = FlowAddress::parse(&sender.address).map_err(|e| at("sender.address", "address", e))?;
-    match sender.authorization.as_deref() {
-        None | Some("user-role") => {}
+    let (roles, certificates) = match sender.authorization.as_deref() {
+        None | Some("user-role") => {
+            if sender.certificates.is_some() {
+                return Err(at(
+                    "sender.certificates",
+                    "certificates",
+                    Error::invalid(
+                        "sender.certificates",
+                        "applies to authorization: client-certificate only",
+                    ),
+                ));
+            }
+            (roles(sender.roles, yaml)?, Vec::new())
+        }
         Some("client-certificate") => {
-            return Err(at(
-                "sender.authorization",
-                "authorization",
-                Error::invalid(
-                    "sender.authorization",
-                    "client-certificate authorization is not available yet in this version; use user-role",
-                ),
-            ));
+            if sender.roles.is_some() {
+                return Err(at(
+                    "sender.roles",
+                    "roles",
+                    Error::invalid("sender.roles", "applies to authorization: user-role only"),
+                ));
+            }
+            (
+                Vec::new(),
+                certificates(sender.certificates.unwrap_or_default(), yaml)?,
+            )
         }
         Some(other) => {
             return Err(at(
@@ -178,26 +207,11 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
                 "authorization",
                 Error::invalid(
                     "sender.authorization",
-                    format!("unknown authorization {other:?}; use user-role"),
+                    format!("unknown authorization {other:?}; use user-role or client-certificate"),
                 ),
             ));
         }
-    }
-    let role_names = sender.roles.unwrap_or_else(|| vec![ROLE_SEND.to_owned()]);
-    if role_names.is_empty() || role_names.len() > 20 {
-        return Err(at(
-            "sender.roles",
-            "roles",
-            Error::invalid("sender.roles", "give between 1 and 20 roles"),
-        ));
-    }
-    let roles = role_names
-        .iter()
-        .map(|r| {
-            RoleName::parse(r)
-                .map_err(|e| at("sender.roles", r, Error::invalid("sender.roles", e.to_string())))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    };
     let max_body_bytes = sender.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
     if max_body_bytes == 0 || max_body_bytes > MAX_MAX_BODY {
         return Err(at(
@@ -253,10 +267,74 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
         id,
         address,
         roles,
+        certificates,
         max_body_bytes,
         steps,
         receiver,
     })
+}
+
+fn roles(given: Option<Vec<String>>, yaml: &str) -> Result<Vec<RoleName>, Error> {
+    let role_names = given.unwrap_or_else(|| vec![ROLE_SEND.to_owned()]);
+    if role_names.is_empty() || role_names.len() > 20 {
+        return Err(located(
+            yaml,
+            "sender.roles",
+            "roles",
+            Error::invalid("sender.roles", "give between 1 and 20 roles"),
+        ));
+    }
+    role_names
+        .iter()
+        .map(|r| {
+            RoleName::parse(r).map_err(|e| {
+                located(
+                    yaml,
+                    "sender.roles",
+                    r,
+                    Error::invalid("sender.roles", e.to_string()),
+                )
+            })
+        })
+        .collect()
+}
+
+fn certificates(given: Vec<CertDoc>, yaml: &str) -> Result<Vec<(Dn, Dn)>, Error> {
+    if given.is_empty() || given.len() > 100 {
+        return Err(located(
+            yaml,
+            "sender.certificates",
+            "certificates",
+            Error::invalid(
+                "sender.certificates",
+                "give between 1 and 100 {subject, issuer} pairs",
+            ),
+        ));
+    }
+    given
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let field = format!("sender.certificates[{i}]");
+            let subject = Dn::parse(&c.subject).map_err(|m| {
+                located(
+                    yaml,
+                    &field,
+                    &c.subject,
+                    Error::invalid(format!("{field}.subject"), m),
+                )
+            })?;
+            let issuer = Dn::parse(&c.issuer).map_err(|m| {
+                located(
+                    yaml,
+                    &field,
+                    &c.issuer,
+                    Error::invalid(format!("{field}.issuer"), m),
+                )
+            })?;
+            Ok((subject, issuer))
+        })
+        .collect()
 }
 
 fn reply(r: ReplyDoc, yaml: &str) -> Result<ReplyReceiver, Error> {

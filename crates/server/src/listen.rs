@@ -84,10 +84,7 @@ pub async fn serve_tls(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| PeerCertificate {
-                    sha256: postern_auth::cert::sha256(c.as_ref()),
-                    der: Arc::from(c.as_ref()),
-                });
+                .map(|c| PeerCertificate::read(c.as_ref()));
             let svc = app.map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 if let Some(c) = &cert {

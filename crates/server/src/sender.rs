@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
-use postern_auth::Principal;
+use postern_auth::AuthFailure;
 use postern_auth::authz::require_any;
 use postern_core::mpl::{Mpl, MplStatus};
 use postern_flow::Message;
@@ -21,6 +21,7 @@ use postern_flow::table::DeployedFlow;
 use crate::error::{ApiError, new_guid};
 use crate::extract::{auth_failed, now_ms};
 use crate::state::AppState;
+use crate::tls::PeerCertificate;
 
 /// The header carrying the authenticated user into the flow.
 pub(crate) const USER_HEADER: &str = "SapAuthenticatedUserName";
@@ -51,23 +52,58 @@ async fn process(state: &AppState, req: Request) -> Response {
         discard(body).await;
         return ApiError::method_not_allowed("POST, PUT").into_response();
     }
-    let principal = match crate::extract::authenticate(state, &live, &parts.headers, &parts.extensions).await
-    {
-        Ok(p) => p,
-        Err(failure) => {
+    let (user, mut log) = if flow.flow.certificates.is_empty() {
+        let principal =
+            match crate::extract::authenticate(state, &live, &parts.headers, &parts.extensions).await {
+                Ok(p) => p,
+                Err(failure) => {
+                    let source = crate::extract::peer_of(&parts.extensions);
+                    let answer = auth_failed(state, failure, &source, parts.uri.path());
+                    discard(body).await;
+                    return answer.into_response();
+                }
+            };
+        let mut log = MplDraft::start(&flow, &principal.name);
+        if let Err(missing) = require_any(&principal, &flow.flow.roles) {
+            let message = format!("{} is not authorized for this flow: {missing}", principal.name);
+            discard(body).await;
+            return log.failed(state, ApiError::forbidden(message)).await;
+        }
+        (Some(principal.name), log)
+    } else {
+        // Client Certificate authorization: the subject and issuer DNs of the connection's
+        // certificate must match an allowed pair. The user, if the certificate is bound to a key
+        // or mapped to a user, reaches the flow; an unbound certificate sets none (as in SAP).
+        let Some(cert) = parts.extensions.get::<PeerCertificate>() else {
             let source = crate::extract::peer_of(&parts.extensions);
-            let answer = auth_failed(state, failure, &source, parts.uri.path());
+            let answer = auth_failed(state, AuthFailure::Missing, &source, parts.uri.path());
             discard(body).await;
             return answer.into_response();
+        };
+        let user = state
+            .authn()
+            .certificate(&live.security, &cert.sha256, now_ms())
+            .ok()
+            .map(|p| p.name);
+        let shown = user
+            .clone()
+            .unwrap_or_else(|| Arc::from(cert.subject_text.as_ref()));
+        let mut log = MplDraft::start(&flow, &shown);
+        let allowed = match (&cert.subject, &cert.issuer) {
+            (Some(s), Some(i)) => flow.flow.certificates.iter().any(|(fs, fi)| fs == s && fi == i),
+            _ => false,
+        };
+        if !allowed {
+            let message = format!(
+                "the client certificate (subject {}, issuer {}) is not allowed for this flow",
+                cert.subject_text, cert.issuer_text
+            );
+            discard(body).await;
+            return log.failed(state, ApiError::forbidden(message)).await;
         }
+        (user, log)
     };
     drop(live);
-    let mut log = MplDraft::start(&flow, &principal);
-    if let Err(missing) = require_any(&principal, &flow.flow.roles) {
-        let message = format!("{} is not authorized for this flow: {missing}", principal.name);
-        discard(body).await;
-        return log.failed(state, ApiError::forbidden(message)).await;
-    }
     let limit = flow.flow.max_body_bytes;
     if let Some(len) = parts
         .headers
@@ -89,7 +125,9 @@ async fn process(state: &AppState, req: Request) -> Response {
     };
     let mut msg = Message::new(body);
     copy_headers(&parts.headers, &mut msg);
-    msg.set_header(USER_HEADER, principal.name.as_ref());
+    if let Some(user) = &user {
+        msg.set_header(USER_HEADER, user.as_ref());
+    }
     msg.set_header("CamelHttpMethod", parts.method.as_str());
     msg.set_header("CamelHttpPath", path);
     if let Some(q) = parts.uri.query() {
@@ -184,11 +222,11 @@ struct MplDraft {
 }
 
 impl MplDraft {
-    fn start(flow: &Arc<DeployedFlow>, principal: &Principal) -> Self {
+    fn start(flow: &Arc<DeployedFlow>, user: &str) -> Self {
         Self {
             guid: new_guid(),
             flow_id: flow.flow.id.to_string(),
-            user: principal.name.to_string(),
+            user: user.to_owned(),
             start: now_ms(),
         }
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use postern_core::dn::Dn;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -26,13 +27,41 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
-/// The client certificate of a connection: its DER and SHA-256, computed once per connection.
+/// The client certificate of a connection, read once per connection: SHA-256 (the key for
+/// bound keys and mappings) and the subject and issuer DNs (for client-certificate channels).
 #[derive(Clone, Debug)]
 pub struct PeerCertificate {
     /// DER encoding.
     pub der: Arc<[u8]>,
     /// SHA-256 of the DER encoding.
     pub sha256: [u8; 32],
+    /// Subject DN as the certificate states it.
+    pub subject_text: Arc<str>,
+    /// Issuer DN as the certificate states it.
+    pub issuer_text: Arc<str>,
+    /// Normalised subject DN (None when it does not parse).
+    pub subject: Option<Dn>,
+    /// Normalised issuer DN.
+    pub issuer: Option<Dn>,
+}
+
+impl PeerCertificate {
+    /// Reads a DER certificate the TLS handshake already verified.
+    pub fn read(der: &[u8]) -> Self {
+        let info = postern_auth::cert::info(der, "client certificate").ok();
+        let (subject_text, issuer_text) = info
+            .as_ref()
+            .map(|i| (i.subject.clone(), i.issuer.clone()))
+            .unwrap_or_default();
+        Self {
+            der: Arc::from(der),
+            sha256: postern_auth::cert::sha256(der),
+            subject: Dn::parse(&subject_text).ok(),
+            issuer: Dn::parse(&issuer_text).ok(),
+            subject_text: Arc::from(subject_text.as_str()),
+            issuer_text: Arc::from(issuer_text.as_str()),
+        }
+    }
 }
 
 /// Builds the listener's configuration; `client_roots` are DER CA certificates whose client

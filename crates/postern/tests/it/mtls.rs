@@ -347,3 +347,85 @@ async fn certificate_to_user_mappings() {
     s.cli_ok(&["cert-mapping", "delete", &id]);
     assert_eq!(post(&c, &s, "/http/orders").await.expect("call").status(), 401);
 }
+
+#[tokio::test]
+async fn client_certificate_channels_match_subject_and_issuer() {
+    let s = Server::start().await;
+    let now = time::OffsetDateTime::now_utc();
+    let partner_ca = LocalCa::generate("Partner CA", now).expect("ca");
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/trusted-cas",
+            Some(json!({ "certificate": partner_ca.cert_pem() })),
+        )
+        .await;
+    assert_eq!(st, 201);
+    // DNs written differently from the certificate: other order, case and spacing.
+    let flow = "id: dn-flow\nsender:\n  adapter: https\n  address: /dn\n  authorization: client-certificate\n  certificates:\n    - { subject: \"o=Postern,  ou=postern clients, commonName=Partner-A\", issuer: \"O=Postern,CN=Partner CA\" }\nsteps:\n  - content_modifier: { headers: { who: \"${header.SapAuthenticatedUserName}\" } }\nreceiver:\n  reply: { body: \"user=${header.who}\" }\n";
+    let (st, b) = s.deploy(flow).await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["authorization"], "client-certificate");
+
+    let a = partner_ca
+        .issue_client("partner-a", ClientKey::EcP256, 30, now)
+        .expect("leaf");
+    let b_cert = partner_ca
+        .issue_client("partner-b", ClientKey::EcP256, 30, now)
+        .expect("leaf");
+    let ca_client = client_with(&s, &format!("{}{}", a.cert_pem, a.key_pem));
+    let r = post(&ca_client, &s, "/http/dn").await.expect("call");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.expect("body"),
+        "user=",
+        "an unbound certificate sets no user"
+    );
+
+    let other = client_with(&s, &format!("{}{}", b_cert.cert_pem, b_cert.key_pem));
+    let r = post(&other, &s, "/http/dn").await.expect("call");
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["message"].as_str().expect("message").contains("partner-b"),
+        "{body}"
+    );
+
+    // Without a certificate, even with valid-looking Basic credentials: 401.
+    let tls = s.tls_client();
+    let r = tls
+        .post(format!("{}/http/dn", s.https_url))
+        .header("authorization", basic("admin", crate::fixture::ADMIN_PASSWORD))
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 401);
+
+    // A mapped certificate brings its user along.
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/certificate-user-mappings",
+            Some(json!({ "user": "partner-a", "certificate": a.cert_pem })),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let r = post(&ca_client, &s, "/http/dn").await.expect("call");
+    assert_eq!(r.text().await.expect("body"), "user=partner-a");
+
+    // Bad DNs and mixed options are refused at deploy time.
+    for bad in [
+        "id: x\nsender: { adapter: https, address: /x, authorization: client-certificate, certificates: [{ subject: \"CN\", issuer: \"CN=a\" }] }\nreceiver: { reply: {} }\n",
+        "id: x\nsender: { adapter: https, address: /x, authorization: client-certificate }\nreceiver: { reply: {} }\n",
+        "id: x\nsender: { adapter: https, address: /x, authorization: client-certificate, roles: [ESBMessaging.send], certificates: [{ subject: \"CN=a\", issuer: \"CN=b\" }] }\nreceiver: { reply: {} }\n",
+        "id: x\nsender: { adapter: https, address: /x, certificates: [{ subject: \"CN=a\", issuer: \"CN=b\" }] }\nreceiver: { reply: {} }\n",
+    ] {
+        let (st, b) = s.deploy(bad).await;
+        assert_eq!(st, 400, "{bad} -> {b}");
+        assert!(
+            b["message"].as_str().expect("message").starts_with("sender."),
+            "{b}"
+        );
+    }
+}

@@ -27,8 +27,11 @@ fn view(s: &AppState, d: &DeployedFlow) -> Value {
         "id": f.id,
         "address": f.address.to_string(),
         "endpoint": format!("{}/http{}", s.config().public_url.trim_end_matches('/'), f.address),
-        "authorization": "user-role",
+        "authorization": if f.certificates.is_empty() { "user-role" } else { "client-certificate" },
         "roles": f.roles,
+        "certificates": f.certificates.iter()
+            .map(|(s, i)| json!({ "subject": s.to_string(), "issuer": i.to_string() }))
+            .collect::<Vec<_>>(),
         "maxBodyBytes": f.max_body_bytes,
         "steps": f.step_kinds(),
         "status": "STARTED",
