@@ -12,7 +12,7 @@ use postern_core::snapshot::{CertSubject, Client, RoleSet, Snapshot, User};
 use crate::basic::{Malformed, parse_basic, strip_scheme};
 use crate::password::CachedVerifier;
 use crate::secret::SecretHasher;
-use crate::token::{Claims, TokenError, TokenKeys};
+use crate::token::{Claims, Confirmation, TokenError, TokenKeys};
 
 /// The user name of a client authenticated with an access token (SAP's `oauth_client_<client ID>`).
 pub fn oauth_user(client_id: &str) -> String {
@@ -169,6 +169,7 @@ impl Authenticator {
         snapshot: &Snapshot,
         tokens: &TokenKeys,
         header: Option<&[u8]>,
+        peer_certificate: Option<&[u8; 32]>,
     ) -> Result<Principal, AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;
         if let Some(token) = strip_scheme(header, b"bearer") {
@@ -178,6 +179,12 @@ impl Authenticator {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let claims = self.verified(tokens, token, now)?;
+            // RFC 8705: a certificate-bound token only counts on a connection with that certificate.
+            if let Some(cnf) = &claims.1.cnf
+                && peer_certificate.map(Confirmation::for_certificate).as_ref() != Some(cnf)
+            {
+                return Err(AuthFailure::Token(TokenError::Invalid));
+            }
             return bearer(snapshot, &claims);
         }
         let creds = parse_basic(header).map_err(AuthFailure::Malformed)?;
@@ -291,11 +298,7 @@ fn bearer(snapshot: &Snapshot, verified: &Verified) -> Result<Principal, AuthFai
     let client = snapshot
         .client(&claims.client_id)
         .ok_or(AuthFailure::RevokedToken)?;
-    if !client
-        .secrets
-        .iter()
-        .any(|s| s.key.as_str() == claims.ext_attr.key)
-    {
+    if !client.has_key(&claims.ext_attr.key) {
         return Err(AuthFailure::RevokedToken);
     }
     let roles: Vec<RoleName> = claims
@@ -349,6 +352,7 @@ mod tests {
                 serviceinstancename: "i".into(),
                 key: "k".into(),
             },
+            cnf: None,
         };
         let token = tokens.sign(&claims).expect("sign");
         let authn = Authenticator::new(

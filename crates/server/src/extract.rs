@@ -60,10 +60,11 @@ pub(crate) async fn authenticate(
     let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
     match (header, extensions.get::<PeerCertificate>()) {
         (None, Some(cert)) => state.authn().certificate(&live.security, &cert.sha256, now_ms()),
-        _ => {
+        (_, cert) => {
+            let peer = cert.map(|c| &c.sha256);
             state
                 .authn()
-                .authenticate(&live.security, &live.tokens, header)
+                .authenticate(&live.security, &live.tokens, header, peer)
                 .await
         }
     }

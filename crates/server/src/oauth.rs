@@ -10,15 +10,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use postern_auth::basic::parse_basic;
-use postern_auth::token::Claims;
-use postern_auth::token::ExtAttr;
+use postern_auth::token::{Claims, Confirmation, ExtAttr};
 use postern_core::model::AuditEntry;
-use postern_core::snapshot::Client;
+use postern_core::snapshot::{CertSubject, Client};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{Monitor, now_ms};
 use crate::state::AppState;
+use crate::tls::PeerCertificate;
 
 /// Largest token request body.
 const MAX_FORM: usize = 8 * 1024;
@@ -101,9 +101,23 @@ struct ClientAuth {
     id: String,
     secret: String,
     basic: bool,
+    /// `tls_client_auth` (RFC 8705 §2.1): the connection's certificate of a certificate key.
+    certificate: Option<[u8; 32]>,
 }
 
-fn client_auth(headers: &HeaderMap, p: &[(String, String)]) -> Result<ClientAuth, OAuthError> {
+fn client_auth(
+    headers: &HeaderMap,
+    p: &[(String, String)],
+    peer: Option<&PeerCertificate>,
+) -> Result<ClientAuth, OAuthError> {
+    if let (None, None, Some(cert)) = (headers.get(AUTHORIZATION), param(p, "client_secret"), peer) {
+        return Ok(ClientAuth {
+            id: param(p, "client_id").unwrap_or_default().to_owned(),
+            secret: String::new(),
+            basic: false,
+            certificate: Some(cert.sha256),
+        });
+    }
     let in_body = param(p, "client_id").is_some() || param(p, "client_secret").is_some();
     match (headers.get(AUTHORIZATION), in_body) {
         (Some(_), true) => Err(oauth_error(
@@ -121,6 +135,7 @@ fn client_auth(headers: &HeaderMap, p: &[(String, String)]) -> Result<ClientAuth
                 id: c.user,
                 secret: c.password,
                 basic: true,
+                certificate: None,
             })
         }
         (None, _) => match (param(p, "client_id"), param(p, "client_secret")) {
@@ -128,6 +143,7 @@ fn client_auth(headers: &HeaderMap, p: &[(String, String)]) -> Result<ClientAuth
                 id: id.to_owned(),
                 secret: secret.to_owned(),
                 basic: false,
+                certificate: None,
             }),
             _ => Err(OAuthError {
                 status: StatusCode::UNAUTHORIZED,
@@ -157,7 +173,8 @@ async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Respon
         return oauth_error("invalid_request", "request body too large or unreadable").into_response();
     };
     let source = crate::extract::peer_of(&parts.extensions);
-    match issue(&s, parts.uri.query(), &parts.headers, &body, &source).await {
+    let peer = parts.extensions.get::<PeerCertificate>();
+    match issue(&s, parts.uri.query(), &parts.headers, &body, &source, peer).await {
         Ok(v) => {
             let mut resp = Json(v).into_response();
             no_store(resp.headers_mut());
@@ -173,9 +190,10 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
     source: &str,
+    peer: Option<&PeerCertificate>,
 ) -> Result<Value, OAuthError> {
     let p = params(query, body)?;
-    let auth = client_auth(headers, &p)?;
+    let auth = client_auth(headers, &p, peer)?;
     let live = s.live_full();
     let found = find_client(s, &live.security, &auth);
     let Some((client, key)) = found else {
@@ -241,6 +259,7 @@ async fn issue(
             serviceinstancename: client.instance.clone(),
             key,
         },
+        cnf: auth.certificate.as_ref().map(Confirmation::for_certificate),
     };
     let token = live.tokens.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "cannot sign tokens");
@@ -265,6 +284,16 @@ fn find_client(
     snapshot: &postern_core::snapshot::Snapshot,
     auth: &ClientAuth,
 ) -> Option<(Client, String)> {
+    if let Some(sha) = &auth.certificate {
+        let binding = snapshot.certificate(sha)?;
+        let CertSubject::Key { client, key } = &binding.subject else {
+            return None;
+        };
+        if binding.not_after <= now_ms() || (!auth.id.is_empty() && auth.id != client.client_id) {
+            return None;
+        }
+        return Some(((**client).clone(), key.to_string()));
+    }
     let try_one = |id: &str, secret: &str| {
         let client = snapshot.client(id)?;
         let key = s.authn().client_secret(client, secret)?;
@@ -315,7 +344,8 @@ async fn metadata(State(s): State<AppState>) -> Json<Value> {
         "jwks_uri": format!("{base}/token_keys"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "tls_client_auth"],
+        "tls_client_certificate_bound_access_tokens": true,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "response_types_supported": ["token"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
@@ -334,7 +364,7 @@ async fn introspect(State(s): State<AppState>, _m: Monitor, body: Bytes) -> Resu
     let header = format!("Bearer {token}");
     let answer = match s
         .authn()
-        .authenticate(&live.security, &live.tokens, Some(header.as_bytes()))
+        .authenticate(&live.security, &live.tokens, Some(header.as_bytes()), None)
         .await
     {
         Ok(principal) => match live.tokens.verify(token) {

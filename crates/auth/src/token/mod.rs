@@ -61,6 +61,27 @@ pub struct Claims {
     pub aud: Vec<String>,
     /// Instance and key.
     pub ext_attr: ExtAttr,
+    /// Confirmation (RFC 8705): the token is bound to this client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 8705 §3.1 certificate-bound token confirmation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// base64url SHA-256 of the DER client certificate.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
+impl Confirmation {
+    /// The confirmation for a certificate's SHA-256.
+    pub fn for_certificate(sha256: &[u8; 32]) -> Self {
+        use base64::Engine;
+        Self {
+            x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256),
+        }
+    }
 }
 
 /// Why a bearer token was refused (all answer 401 `invalid_token`).

@@ -24,6 +24,7 @@ fn claims(iss: &str, exp_in: i64) -> Claims {
             serviceinstancename: "i".into(),
             key: "k".into(),
         },
+        cnf: None,
     }
 }
 

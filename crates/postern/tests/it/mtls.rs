@@ -429,3 +429,105 @@ async fn client_certificate_channels_match_subject_and_issuer() {
         );
     }
 }
+
+#[tokio::test]
+async fn tls_client_auth_tokens_are_bound_to_the_certificate() {
+    use base64::Engine;
+    let s = Server::start().await;
+    let (id, _) = s.sender("Orders.Send", "orders").await;
+    assert_eq!(
+        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+            .await
+            .0,
+        201
+    );
+    let (st, doc) = key(
+        &s,
+        "orders",
+        "cert",
+        json!({ "key-type": "certificate", "key-length": 256 }),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let chain = doc["oauth"]["certificate"].as_str().expect("chain");
+    let c = client_with(
+        &s,
+        &format!("{chain}{}", doc["oauth"]["key"].as_str().expect("key")),
+    );
+
+    // The token endpoint over mTLS, with no secret at all.
+    let r = c
+        .post(format!("{}/oauth/token", s.https_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={}",
+            urlencode(&id)
+        ))
+        .send()
+        .await
+        .expect("token over mTLS");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    let token = v["access_token"].as_str().expect("token").to_owned();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).expect("payload"))
+            .expect("b64"),
+    )
+    .expect("json");
+    let leaf = postern_auth::cert::pem_certificates(chain, "c")
+        .expect("pem")
+        .remove(0);
+    let thumb = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(postern_auth::cert::sha256(&leaf));
+    assert_eq!(claims["cnf"]["x5t#S256"], thumb.as_str());
+
+    // With the certificate on the connection: accepted.
+    let r = c
+        .post(format!("{}/http/orders", s.https_url))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), format!("user=oauth_client_{id}"));
+
+    // Replayed without the certificate (over TLS and over plain HTTP): refused.
+    let r = s
+        .tls_client()
+        .post(format!("{}/http/orders", s.https_url))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .post(s.at("/http/orders"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 401);
+
+    // A wrong client_id with the certificate: invalid_client.
+    let r = c
+        .post(format!("{}/oauth/token", s.https_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=sb-someone-else")
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 401);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
