@@ -57,6 +57,29 @@ impl Client {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// POSTs JSON and returns the raw answer body (downloads).
+    pub(crate) async fn post_bytes(&self, path: &str, body: Value) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .basic_auth(&self.user, Some(&self.password))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {} (is `postern serve` running?)", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the answer")?;
+        if !status.is_success() {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            bail!(
+                "{} {}",
+                status.as_u16(),
+                v.get("message").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Body>) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.base, path);
         let mut req = self

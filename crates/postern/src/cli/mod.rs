@@ -2,6 +2,7 @@
 
 mod cert;
 mod client;
+mod connectivity;
 mod flow;
 mod mpl;
 mod role;
@@ -78,6 +79,9 @@ enum Command {
     /// CAs whose client certificates the HTTPS listener accepts.
     #[command(subcommand)]
     Trust(cert::TrustCommand),
+    /// Connectivity tests (TLS): a server's handshake and certificate chain.
+    #[command(subcommand, name = "connectivity-test")]
+    ConnectivityTest(connectivity::ConnectivityCommand),
     /// Token signing keys: list, rotate.
     #[command(subcommand, name = "token-keys")]
     TokenKeys(token_keys::TokenKeysCommand),
@@ -100,6 +104,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
         Command::CertMapping(c) => cert::run_mapping(c, &Client::new(&cli.conn)?).await,
         Command::Trust(c) => cert::run_trust(c, &Client::new(&cli.conn)?).await,
+        Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,
         Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
         Command::Audit { limit } => {
             let client = Client::new(&cli.conn)?;

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod admin_api;
+mod connectivity;
 mod fixture;
 mod lifecycle;
 mod mpl;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod cert_mappings;
+mod connectivity;
 mod flows;
 mod instances;
 mod roles;
@@ -29,6 +30,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(token_keys::router())
         .merge(trust::router())
         .merge(cert_mappings::router())
+        .merge(connectivity::router())
 }
 
 /// The write context for an admin request.
