@@ -62,7 +62,8 @@ struct Inner {
     authn: Authenticator,
     sealer: Sealer,
     ca: Arc<LocalCa>,
-    tls: Option<crate::tls::TlsIdentity>,
+    // Replaced when the certificate files change; read only while building a snapshot.
+    tls: std::sync::Mutex<Option<crate::tls::TlsIdentity>>,
     config: ServerConfig,
     // Serialises admin writes with their snapshot rebuild, so a slower rebuild can never publish
     // an older state after a newer one. Held across `.await`, hence tokio's Mutex.
@@ -122,7 +123,7 @@ impl AppState {
             authn,
             sealer,
             ca,
-            tls,
+            tls: std::sync::Mutex::new(tls),
             config,
             writes: Mutex::new(()),
             mpl,
@@ -196,6 +197,16 @@ impl AppState {
         out
     }
 
+    /// Serves a new TLS identity (renewed or replaced certificate) on new connections.
+    pub async fn replace_tls_identity(&self, identity: crate::tls::TlsIdentity) -> Result<()> {
+        // Refuse an identity that does not load before it replaces the working one.
+        crate::tls::server_config(&identity, &[]).map_err(|e| Error::invalid("tls", e))?;
+        if let Ok(mut g) = self.0.tls.lock() {
+            *g = Some(identity);
+        }
+        self.reload().await
+    }
+
     /// Rebuilds the snapshot from the store.
     pub async fn reload(&self) -> Result<()> {
         let _guard = self.0.writes.lock().await;
@@ -245,7 +256,9 @@ impl AppState {
         &self,
         trusted: &[postern_core::model::TrustedCa],
     ) -> Result<Option<Arc<rustls::ServerConfig>>> {
-        let Some(identity) = &self.0.tls else {
+        // Short critical section without `.await`: clone the identity out of the lock.
+        let identity = self.0.tls.lock().map(|g| g.clone()).unwrap_or(None);
+        let Some(identity) = &identity else {
             return Ok(None);
         };
         let mut roots = Vec::with_capacity(trusted.len() + 1);

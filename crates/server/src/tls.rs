@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The server's certificate chain and private key, PEM.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TlsIdentity {
     /// Leaf first.
     pub chain_pem: String,

@@ -51,6 +51,9 @@ pub(crate) struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "POSTERN_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// How often (seconds) the certificate files are checked for changes [default: 30].
+    #[arg(long, env = "POSTERN_TLS_RELOAD_SECONDS")]
+    tls_reload_seconds: Option<u64>,
     /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/postern.db].
     #[arg(long, env = "POSTERN_DATABASE")]
     database: Option<String>,
@@ -72,6 +75,7 @@ struct FileConfig {
     tls_hostname: Option<Vec<String>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_reload_seconds: Option<u64>,
     database: Option<String>,
     public_url: Option<String>,
     log_format: Option<LogFormat>,
@@ -85,6 +89,7 @@ struct Config {
     tls_hostnames: Vec<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_reload: std::time::Duration,
     database: String,
     public_url: Option<String>,
     log_format: LogFormat,
@@ -132,6 +137,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         tls_hostnames,
         tls_cert: args.tls_cert.or(file.tls_cert),
         tls_key: args.tls_key.or(file.tls_key),
+        tls_reload: std::time::Duration::from_secs(
+            args.tls_reload_seconds
+                .or(file.tls_reload_seconds)
+                .unwrap_or(30)
+                .clamp(1, 86_400),
+        ),
         database,
         public_url: args.public_url.or(file.public_url),
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
@@ -199,6 +210,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if postern_auth::token::ensure_key(store.as_ref(), &sealer, now_ms()).await? {
         tracing::info!("created the first token signing key");
     }
+    let served = identity.clone();
     let (state, writers) = AppState::start(
         store.clone(),
         authn,
@@ -221,6 +233,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "postern listening"
     );
+    if https_addr.is_some() {
+        tokio::spawn(watch_certificates(state.clone(), config, served));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -254,6 +269,51 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the server certificate without a restart: the operator's `--tls-cert/--tls-key` when
+/// the files change, or the generated certificate when it is re-issued (30 days before expiry).
+async fn watch_certificates(
+    state: AppState,
+    config: Config,
+    mut current: Option<postern_server::TlsIdentity>,
+) {
+    let mut tick = tokio::time::interval(config.tls_reload);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ca = match super::tls::load_ca(&config.data_dir) {
+            Ok(ca) => ca,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the local CA; keeping the current certificate");
+                continue;
+            }
+        };
+        let next = super::tls::identity(
+            &config.data_dir,
+            &ca.ca,
+            &config.tls_hostnames,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        );
+        match next {
+            Ok(next) if Some(&next) != current.as_ref() => {
+                match state.replace_tls_identity(next.clone()).await {
+                    Ok(()) => {
+                        tracing::info!("server certificate changed; new connections use it");
+                        current = Some(next);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new server certificate does not load; keeping the old one")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the server certificate; keeping the current one")
+            }
+        }
+    }
 }
 
 async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {

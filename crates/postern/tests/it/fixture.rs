@@ -26,13 +26,19 @@ pub(crate) struct Server {
 impl Server {
     /// Starts a server on a fresh data directory.
     pub(crate) async fn start() -> Server {
+        Server::start_with(&[]).await
+    }
+
+    /// Starts a server on a fresh data directory with extra `serve` arguments.
+    pub(crate) async fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Server::start_in(
+        let mut s = Server::start_in_with(
             &dir,
             Arc::new(Mutex::new(Vec::new())),
             "127.0.0.1:0",
             "127.0.0.1:0",
+            extra,
         )
         .await;
         s._tmp = Some(tmp);
@@ -46,6 +52,16 @@ impl Server {
         http: &str,
         https: &str,
     ) -> Server {
+        Server::start_in_with(dir, logs, http, https, &[]).await
+    }
+
+    async fn start_in_with(
+        dir: &Path,
+        logs: Arc<Mutex<Vec<String>>>,
+        http: &str,
+        https: &str,
+        extra: &[&str],
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -58,6 +74,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(dir)
+            .args(extra)
             .env("POSTERN_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "debug,sqlx=warn,hyper=info")
             .stdout(Stdio::piped())

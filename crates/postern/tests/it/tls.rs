@@ -87,3 +87,54 @@ async fn https_with_the_generated_ca() {
         0o600
     );
 }
+
+#[tokio::test]
+async fn operator_certificates_reload_without_restart() {
+    use postern_auth::pki::LocalCa;
+    let now = time::OffsetDateTime::now_utc();
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let write = |ca: &LocalCa| {
+        let leaf = ca.issue_server(&["127.0.0.1".into()], now).expect("leaf");
+        std::fs::write(&cert, format!("{}{}", leaf.cert_pem, ca.cert_pem())).expect("cert");
+        std::fs::write(&key, leaf.key_pem).expect("key");
+    };
+    let first = LocalCa::generate("Operator CA 1", now).expect("ca");
+    let second = LocalCa::generate("Operator CA 2", now).expect("ca");
+    write(&first);
+    let s = Server::start_with(&[
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+        "--tls-reload-seconds",
+        "1",
+    ])
+    .await;
+    let trusting = |ca: &LocalCa| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("pem")])
+            .build()
+            .expect("client")
+    };
+    let url = format!("{}/healthz", s.https_url);
+    assert!(trusting(&first).get(&url).send().await.is_ok());
+    assert!(trusting(&second).get(&url).send().await.is_err());
+    // A broken file is not served: the old certificate stays.
+    std::fs::write(&key, "not a key").expect("break");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        trusting(&first).get(&url).send().await.is_ok(),
+        "a broken key file keeps the old certificate"
+    );
+    write(&second);
+    let mut switched = false;
+    for _ in 0..50 {
+        if trusting(&second).get(&url).send().await.is_ok() {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(switched, "the new certificate is served without a restart");
+}
