@@ -95,21 +95,47 @@ impl LocalCa {
         if hostnames.is_empty() {
             return Err(Error::invalid("tls-hostname", "give at least one host name"));
         }
-        let key = KeyPair::generate().map_err(pki_error)?;
-        let mut params = CertificateParams::new(hostnames.to_vec())
+        let params = CertificateParams::new(hostnames.to_vec())
             .map_err(|e| Error::invalid("tls-hostname", e.to_string()))?;
+        let key = KeyPair::generate().map_err(pki_error)?;
+        let names: [(DnType, &str); 2] = [
+            (DnType::CommonName, hostnames[0].as_str()),
+            (DnType::OrganizationName, "Postern"),
+        ];
+        self.issue_leaf(
+            params,
+            key,
+            &names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            now,
+            SERVER_DAYS,
+        )
+    }
+
+    /// Signs an end-entity certificate: the given names, key usages for TLS, one extended key
+    /// usage, a random serial, valid from five minutes ago for `days`.
+    fn issue_leaf(
+        &self,
+        mut params: CertificateParams,
+        key: KeyPair,
+        names: &[(DnType, &str)],
+        eku: ExtendedKeyUsagePurpose,
+        now: OffsetDateTime,
+        days: i64,
+    ) -> Result<Issued, Error> {
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, hostnames[0].as_str());
-        dn.push(DnType::OrganizationName, "Postern");
+        for (t, v) in names {
+            dn.push(t.clone(), *v);
+        }
         params.distinguished_name = dn;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
         params.not_before = now - Duration::minutes(5);
-        let not_after = now + Duration::days(SERVER_DAYS);
+        let not_after = now + Duration::days(days);
         params.not_after = not_after;
         params.serial_number = Some(crate::secret::random::<16>().to_vec().into());
         let cert = params.signed_by(&key, &self.issuer).map_err(pki_error)?;
@@ -165,28 +191,19 @@ impl LocalCa {
             }
         }
         .map_err(pki_error)?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        dn.push(DnType::OrganizationalUnitName, "Postern Clients");
-        dn.push(DnType::OrganizationName, "Postern");
-        params.distinguished_name = dn;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
+        let names: [(DnType, &str); 3] = [
+            (DnType::CommonName, cn),
+            (DnType::OrganizationalUnitName, "Postern Clients"),
+            (DnType::OrganizationName, "Postern"),
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = now - Duration::minutes(5);
-        let not_after = now + Duration::days(i64::from(days));
-        params.not_after = not_after;
-        params.serial_number = Some(crate::secret::random::<16>().to_vec().into());
-        let cert = params.signed_by(&pair, &self.issuer).map_err(pki_error)?;
-        Ok(Issued {
-            cert_pem: cert.pem(),
-            key_pem: pair.serialize_pem(),
-            not_after: not_after.unix_timestamp(),
-        })
+        self.issue_leaf(
+            CertificateParams::default(),
+            pair,
+            &names,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            now,
+            i64::from(days),
+        )
     }
 }
 

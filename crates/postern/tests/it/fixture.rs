@@ -242,6 +242,17 @@ impl Server {
         self.key(instance, "k1").await
     }
 
+    /// The common setup: role `Orders.Send`, instance `orders` with a key, and flow `orders-in` at
+    /// `/orders` requiring the role (answering `user=<SapAuthenticatedUserName>`).
+    pub(crate) async fn orders_flow(&self) -> (String, String) {
+        let creds = self.sender("Orders.Send", "orders").await;
+        let (st, b) = self
+            .deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+            .await;
+        assert_eq!(st, 201, "{b}");
+        creds
+    }
+
     /// Creates a key on an instance; returns (clientid, secret).
     pub(crate) async fn key(&self, instance: &str, name: &str) -> (String, String) {
         let (st, doc) = self

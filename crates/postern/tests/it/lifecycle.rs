@@ -8,13 +8,7 @@ use crate::fixture::{Server, basic, echo_user_flow};
 #[tokio::test]
 async fn restart_keeps_state_and_sigterm_flushes_logs() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
     let (st, _) = s
         .admin(
             Method::POST,
@@ -185,13 +179,7 @@ async fn generated_admin_password_is_printed_once_and_works() {
 async fn sigterm_lets_in_flight_requests_finish() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
     let addr = s.url.trim_start_matches("http://").to_owned();
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     let mut head =

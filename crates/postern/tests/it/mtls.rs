@@ -36,13 +36,7 @@ async fn key(s: &Server, instance: &str, name: &str, params: Value) -> (u16, Val
 #[tokio::test]
 async fn generated_certificate_keys_authenticate_over_mtls() {
     let s = Server::start().await;
-    let (id, _) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, _) = s.orders_flow().await;
 
     let (st, doc) = key(
         &s,
@@ -117,13 +111,7 @@ async fn generated_certificate_keys_authenticate_over_mtls() {
 #[tokio::test]
 async fn external_certificates_trust_store_and_refusals() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
     let now = time::OffsetDateTime::now_utc();
     let partner_ca = LocalCa::generate("Partner CA", now).expect("ca");
     let leaf = partner_ca
@@ -434,13 +422,7 @@ async fn client_certificate_channels_match_subject_and_issuer() {
 async fn tls_client_auth_tokens_are_bound_to_the_certificate() {
     use base64::Engine;
     let s = Server::start().await;
-    let (id, _) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, _) = s.orders_flow().await;
     let (st, doc) = key(
         &s,
         "orders",

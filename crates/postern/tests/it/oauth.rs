@@ -80,13 +80,7 @@ async fn call_bearer(s: &Server, path: &str, token: &str) -> reqwest::Response {
 #[tokio::test]
 async fn client_credentials_grant_and_bearer_calls() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
 
     // client_secret_basic (encoded per RFC 6749 and raw) and client_secret_post.
     let grant = [("grant_type", "client_credentials")];
@@ -263,13 +257,7 @@ async fn grants_scopes_roles_and_revocation() {
 #[tokio::test]
 async fn forged_expired_and_malformed_tokens_are_refused() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
     let good = token(&s, &id, &secret).await;
     let parts: Vec<&str> = good.split('.').collect();
     let header: Value =

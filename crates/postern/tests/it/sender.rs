@@ -10,13 +10,7 @@ use crate::fixture::{Server, basic, echo_user_flow};
 #[tokio::test]
 async fn service_key_basic_auth_and_failures() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
 
     let ok = s.call("/orders", Some(&basic(&id, &secret)), "<Order/>").await;
     assert_eq!(ok.status(), 200);

@@ -1,19 +1,13 @@
 //! The HTTPS listener with the generated dev CA: standard clients that trust the CA verify the
 //! server certificate; others refuse it; senders authenticate over TLS as over HTTP.
 
-use crate::fixture::{Server, basic, echo_user_flow};
+use crate::fixture::{Server, basic};
 
 #[tokio::test]
 async fn https_with_the_generated_ca() {
     let s = Server::start().await;
     assert!(s.https_url.starts_with("https://127.0.0.1:"), "{}", s.https_url);
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
-            .await
-            .0,
-        201
-    );
+    let (id, secret) = s.orders_flow().await;
 
     let tls = s.tls_client();
     let health = tls
