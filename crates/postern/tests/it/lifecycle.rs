@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fixture::{Server, basic, echo_user_flow};
+use crate::fixture::{Server, basic};
 
 #[tokio::test]
 async fn restart_keeps_state_and_sigterm_flushes_logs() {
@@ -83,14 +83,42 @@ async fn restart_keeps_state_and_sigterm_flushes_logs() {
 #[tokio::test]
 async fn no_log_line_contains_a_secret() {
     let s = Server::start().await;
-    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let (id, secret) = s.orders_flow().await;
     let (_, secret2) = s.key("orders", "k2").await;
-    assert_eq!(
-        s.deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+    let (_, cert_doc) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/service-instances/orders/keys",
+            Some(json!({ "name": "cert", "parameters": { "key-type": "certificate", "key-length": 256 } })),
+        )
+        .await;
+    let private_key = cert_doc["oauth"]["key"].as_str().expect("private key").to_owned();
+    // The base64 body of the PEM, which is what a leak would show.
+    let key_body: String = private_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let token = {
+        let r = s
+            .http
+            .post(s.at("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
             .await
-            .0,
-        201
-    );
+            .expect("token");
+        r.json::<serde_json::Value>().await.expect("json")["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    let r = s
+        .http
+        .post(s.at("/http/orders"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 200);
     let password = "leak-check-password-1";
     s.admin(
         Method::POST,
@@ -118,6 +146,8 @@ async fn no_log_line_contains_a_secret() {
         secret2.as_str(),
         password,
         crate::fixture::ADMIN_PASSWORD,
+        key_body.as_str(),
+        token.as_str(),
     ] {
         assert!(!logs.contains(needle), "a log line contains a secret");
     }
