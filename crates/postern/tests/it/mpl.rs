@@ -149,3 +149,89 @@ async fn mpls_in_sap_shape_with_filters() {
         404
     );
 }
+
+#[tokio::test]
+async fn integration_runtime_artifacts_in_sap_shape() {
+    let s = Server::start().await;
+    let (id, secret) = s.orders_flow().await;
+    let (st, v) = s
+        .admin(Method::GET, "/api/v1/IntegrationRuntimeArtifacts", None)
+        .await;
+    assert_eq!(st, 200);
+    let a = &v["d"]["results"][0];
+    assert_eq!(
+        (a["Id"].as_str(), a["Status"].as_str(), a["Type"].as_str()),
+        (Some("orders-in"), Some("STARTED"), Some("INTEGRATION_FLOW"))
+    );
+    assert_eq!(a["DeployedBy"], "admin");
+    let (st, v) = s
+        .admin(
+            Method::GET,
+            "/api/v1/IntegrationRuntimeArtifacts('orders-in')",
+            None,
+        )
+        .await;
+    assert_eq!((st, v["d"]["Id"].as_str()), (200, Some("orders-in")));
+    assert_eq!(
+        s.admin(
+            Method::GET,
+            "/api/v1/IntegrationRuntimeArtifacts(orders-in)",
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        s.admin(Method::GET, "/api/v1/IntegrationRuntimeArtifacts('nope')", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(s.admin(Method::GET, "/api/v1/NoSuchSet('x')", None).await.0, 404);
+
+    // Monitoring clients read but cannot undeploy.
+    let (st, _) = s
+        .admin(
+            Method::POST,
+            "/admin/v1/service-instances",
+            Some(serde_json::json!({ "name": "mon", "plan": "api", "parameters": { "roles": ["MonitoringDataRead"] } })),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (mid, msecret) = s.key("mon", "k").await;
+    let r = s
+        .http
+        .delete(s.at("/api/v1/IntegrationRuntimeArtifacts('orders-in')"))
+        .basic_auth(&mid, Some(&msecret))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 403);
+
+    // Undeploy as SAP does: 202, and the endpoint is gone from the next request on.
+    assert_eq!(
+        s.admin(
+            Method::DELETE,
+            "/api/v1/IntegrationRuntimeArtifacts('orders-in')",
+            None
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        s.call("/orders", Some(&basic(&id, &secret)), "x").await.status(),
+        404
+    );
+    assert_eq!(
+        s.admin(
+            Method::DELETE,
+            "/api/v1/IntegrationRuntimeArtifacts('orders-in')",
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}

@@ -23,12 +23,12 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/MessageProcessingLogs", get(list))
         .route("/MessageProcessingLogs/$count", get(count))
-        .route("/{entity}", get(by_key))
         .route("/{entity}/ErrorInformation/$value", get(error_text))
 }
 
+/// The system query options this API understands.
 #[derive(Deserialize, Default)]
-struct Options {
+pub(super) struct Options {
     #[serde(rename = "$filter")]
     filter: Option<String>,
     #[serde(rename = "$top")]
@@ -141,15 +141,12 @@ async fn count(
 
 /// The GUID from `MessageProcessingLogs('<guid>')`.
 fn key(entity: &str) -> Result<String, ODataError> {
-    let inner = entity
-        .strip_prefix("MessageProcessingLogs(")
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ODataError::new(StatusCode::NOT_FOUND, format!("no entity set {entity}")))?;
-    let guid = inner
-        .strip_prefix('\'')
-        .and_then(|r| r.strip_suffix('\''))
-        .ok_or_else(|| bad("the key is a quoted string: MessageProcessingLogs('<MessageGuid>')"))?;
-    Ok(guid.replace("''", "'"))
+    super::entity_key(entity, "MessageProcessingLogs").unwrap_or_else(|| {
+        Err(ODataError::new(
+            StatusCode::NOT_FOUND,
+            format!("no entity set {entity}"),
+        ))
+    })
 }
 
 async fn find(s: &AppState, guid: String) -> Result<Mpl, ODataError> {
@@ -171,18 +168,13 @@ async fn find(s: &AppState, guid: String) -> Result<Mpl, ODataError> {
     })
 }
 
-async fn by_key(
-    State(s): State<AppState>,
-    _m: Monitor,
-    Path(entity): Path<String>,
-    q: Result<Query<Options>, QueryRejection>,
-) -> Result<Json<Value>, ODataError> {
-    let Query(o) = q.map_err(|e| bad(e.body_text()))?;
+/// `GET MessageProcessingLogs('<guid>')`.
+pub(super) async fn by_key(s: &AppState, entity: &str, o: Options) -> Result<Json<Value>, ODataError> {
     check_format(&o)?;
-    let m = find(&s, key(&entity)?).await?;
+    let m = find(s, key(entity)?).await?;
     let select = selection(o.select.as_deref())?;
     Ok(Json(
-        json!({ "d": project(entity_json(&base_url(&s), &m), &select) }),
+        json!({ "d": project(entity_json(&base_url(s), &m), &select) }),
     ))
 }
 
