@@ -253,6 +253,18 @@ impl Server {
         creds
     }
 
+    /// Creates a service instance and expects 201.
+    pub(crate) async fn instance(&self, name: &str, plan: &str, parameters: Value) {
+        let (st, b) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/service-instances",
+                Some(json!({ "name": name, "plan": plan, "parameters": parameters })),
+            )
+            .await;
+        assert_eq!(st, 201, "{b}");
+    }
+
     /// Creates a key on an instance; returns (clientid, secret).
     pub(crate) async fn key(&self, instance: &str, name: &str) -> (String, String) {
         let (st, doc) = self

@@ -191,14 +191,12 @@ async fn integration_runtime_artifacts_in_sap_shape() {
     assert_eq!(s.admin(Method::GET, "/api/v1/NoSuchSet('x')", None).await.0, 404);
 
     // Monitoring clients read but cannot undeploy.
-    let (st, _) = s
-        .admin(
-            Method::POST,
-            "/admin/v1/service-instances",
-            Some(serde_json::json!({ "name": "mon", "plan": "api", "parameters": { "roles": ["MonitoringDataRead"] } })),
-        )
-        .await;
-    assert_eq!(st, 201);
+    s.instance(
+        "mon",
+        "api",
+        serde_json::json!({ "roles": ["MonitoringDataRead"] }),
+    )
+    .await;
     let (mid, msecret) = s.key("mon", "k").await;
     let r = s
         .http

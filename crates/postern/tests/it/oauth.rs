@@ -171,14 +171,12 @@ async fn grants_scopes_roles_and_revocation() {
         )
         .await;
     }
-    let (st, _) = s
-        .admin(
-            Method::POST,
-            "/admin/v1/service-instances",
-            Some(json!({ "name": "both", "plan": "integration-flow", "parameters": { "roles": ["Orders.Send", "Invoices.Send"] } })),
-        )
-        .await;
-    assert_eq!(st, 201);
+    s.instance(
+        "both",
+        "integration-flow",
+        json!({ "roles": ["Orders.Send", "Invoices.Send"] }),
+    )
+    .await;
     let (id, secret) = s.key("both", "k1").await;
     let (_, secret2) = s.key("both", "k2").await;
     assert_eq!(
@@ -227,14 +225,12 @@ async fn grants_scopes_roles_and_revocation() {
     assert_eq!(call_bearer(&s, "/orders", &t2).await.status(), 200);
 
     // An instance without the client_credentials grant gets no tokens.
-    let (st, _) = s
-        .admin(
-            Method::POST,
-            "/admin/v1/service-instances",
-            Some(json!({ "name": "pw-only", "plan": "integration-flow", "parameters": { "grant-types": ["password"] } })),
-        )
-        .await;
-    assert_eq!(st, 201);
+    s.instance(
+        "pw-only",
+        "integration-flow",
+        json!({ "grant-types": ["password"] }),
+    )
+    .await;
     let (pid, psecret) = s.key("pw-only", "k").await;
     let r = token_request(
         &s,
@@ -421,14 +417,8 @@ async fn tokens_verify_with_an_independent_library_and_the_jwks_alone() {
 #[tokio::test]
 async fn api_tokens_introspection_and_key_rotation() {
     let s = Server::start().await;
-    let (st, _) = s
-        .admin(
-            Method::POST,
-            "/admin/v1/service-instances",
-            Some(json!({ "name": "monitor", "plan": "api", "parameters": { "roles": ["MonitoringDataRead"] } })),
-        )
+    s.instance("monitor", "api", json!({ "roles": ["MonitoringDataRead"] }))
         .await;
-    assert_eq!(st, 201);
     let (id, secret) = s.key("monitor", "k").await;
     let tok = token(&s, &id, &secret).await;
     let get = |path: &'static str, t: String| s.http.get(s.at(path)).bearer_auth(t).send();
