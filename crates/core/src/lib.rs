@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod mpl;
+pub mod partner;
 pub mod snapshot;
 pub mod time;
 

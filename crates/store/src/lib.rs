@@ -12,6 +12,7 @@ use postern_core::model::{
     AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{Condition, Mpl, MplQuery};
+use postern_core::partner::{AlternativePartner, AuthorizedUser, StringParameter};
 
 pub use ctx::Ctx;
 pub use sqlite::SqliteStore;
@@ -149,6 +150,40 @@ pub trait CertMappingStore {
     async fn delete_cert_mapping(&self, id: &str) -> Result<bool>;
 }
 
+/// The Partner Directory. Writes that name a Pid create the partner when it does not exist yet;
+/// deleting a partner deletes everything that belongs to it.
+#[async_trait]
+pub trait PartnerStore {
+    /// All Pids, sorted.
+    async fn partners(&self) -> Result<Vec<String>>;
+    /// Deletes a partner and its entries; false if it did not exist.
+    async fn delete_partner(&self, pid: &str) -> Result<bool>;
+    /// All alternative partners.
+    async fn alternative_partners(&self) -> Result<Vec<AlternativePartner>>;
+    /// Adds one; `Conflict` when (agency, scheme, id) or (agency, scheme, pid) is taken.
+    async fn insert_alternative_partner(&self, a: &AlternativePartner) -> Result<()>;
+    /// Points an alternative partner at another Pid; false if it does not exist.
+    async fn update_alternative_partner(&self, a: &AlternativePartner) -> Result<bool>;
+    /// Deletes one by agency, scheme and id; false if it did not exist.
+    async fn delete_alternative_partner(&self, agency: &str, scheme: &str, id: &str) -> Result<bool>;
+    /// All authorized users.
+    async fn authorized_users(&self) -> Result<Vec<AuthorizedUser>>;
+    /// Adds one; `Conflict` when the user already belongs to a partner.
+    async fn insert_authorized_user(&self, u: &AuthorizedUser) -> Result<()>;
+    /// Moves a user to another Pid; false if it does not exist.
+    async fn update_authorized_user(&self, u: &AuthorizedUser) -> Result<bool>;
+    /// Deletes one; false if it did not exist.
+    async fn delete_authorized_user(&self, user: &str) -> Result<bool>;
+    /// String parameters, of one partner or all.
+    async fn string_parameters(&self, pid: Option<&str>) -> Result<Vec<StringParameter>>;
+    /// Adds one; `Conflict` when (pid, id) exists.
+    async fn insert_string_parameter(&self, p: &StringParameter) -> Result<()>;
+    /// Changes a value; false if it does not exist.
+    async fn update_string_parameter(&self, p: &StringParameter) -> Result<bool>;
+    /// Deletes one; false if it did not exist.
+    async fn delete_string_parameter(&self, pid: &str, id: &str) -> Result<bool>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     RoleStore
@@ -160,6 +195,7 @@ pub trait Store:
     + TokenKeyStore
     + TrustStore
     + CertMappingStore
+    + PartnerStore
     + Send
     + Sync
 {
@@ -175,6 +211,7 @@ impl<T> Store for T where
         + TokenKeyStore
         + TrustStore
         + CertMappingStore
+        + PartnerStore
         + Send
         + Sync
 {

@@ -882,5 +882,7 @@ impl CertMappingStore for SqliteStore {
     }
 }
 
+mod partner;
+
 #[cfg(test)]
 mod tests;

@@ -145,3 +145,82 @@ async fn mpl_queries_filter_sort_and_page() {
     };
     assert_eq!(s.count_mpls(&[since]).await.expect("count"), 452);
 }
+
+fn audit(at: i64) -> postern_core::partner::Audit {
+    postern_core::partner::Audit {
+        created_by: "admin".into(),
+        created_at: at,
+        modified_by: "admin".into(),
+        modified_at: at,
+    }
+}
+
+#[tokio::test]
+async fn partner_directory_keys_uniqueness_and_cascade() {
+    use postern_core::partner::{AlternativePartner, AuthorizedUser, StringParameter};
+
+    use crate::PartnerStore;
+    let (_dir, s) = store().await;
+    let alt = |id: &str, pid: &str| AlternativePartner {
+        agency: "016".into(),
+        scheme: "DUNS".into(),
+        id: id.into(),
+        pid: pid.into(),
+        audit: audit(1),
+    };
+    s.insert_alternative_partner(&alt("123456789", "ACME"))
+        .await
+        .expect("insert");
+    assert!(matches!(
+        s.insert_alternative_partner(&alt("123456789", "OTHER")).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            s.insert_alternative_partner(&alt("987", "ACME")).await,
+            Err(Error::Conflict(_))
+        ),
+        "(agency, scheme, pid) is unique too"
+    );
+    let user = AuthorizedUser {
+        user: "partner-a".into(),
+        pid: "ACME".into(),
+        audit: audit(2),
+    };
+    s.insert_authorized_user(&user).await.expect("user");
+    assert!(
+        matches!(s.insert_authorized_user(&user).await, Err(Error::Conflict(_))),
+        "one partner per user"
+    );
+    let param = StringParameter {
+        pid: "ACME".into(),
+        id: "ReceiverAddress".into(),
+        value: "https://acme.example/orders".into(),
+        audit: audit(3),
+    };
+    s.insert_string_parameter(&param).await.expect("param");
+    assert_eq!(s.partners().await.expect("partners"), vec!["ACME".to_string()]);
+
+    // Moving an authorized user creates the new partner.
+    let moved = AuthorizedUser {
+        pid: "GLOBEX".into(),
+        ..user.clone()
+    };
+    assert!(s.update_authorized_user(&moved).await.expect("update"));
+    assert_eq!(
+        s.partners().await.expect("partners"),
+        vec!["ACME".to_string(), "GLOBEX".to_string()]
+    );
+
+    // Deleting a partner removes what belongs to it, and only that.
+    assert!(s.delete_partner("ACME").await.expect("delete"));
+    assert!(s.alternative_partners().await.expect("alts").is_empty());
+    assert!(s.string_parameters(None).await.expect("params").is_empty());
+    assert_eq!(s.authorized_users().await.expect("users"), vec![moved]);
+    assert!(!s.delete_partner("ACME").await.expect("delete"));
+    assert!(
+        !s.delete_alternative_partner("016", "DUNS", "123456789")
+            .await
+            .expect("gone")
+    );
+}
