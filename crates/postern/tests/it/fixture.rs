@@ -253,6 +253,13 @@ impl Server {
         creds
     }
 
+    /// GETs a public (unauthenticated) JSON document.
+    pub(crate) async fn public_json(&self, path: &str) -> Value {
+        let resp = self.http.get(self.at(path)).send().await.expect("GET");
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("JSON")
+    }
+
     /// Creates a service instance and expects 201.
     pub(crate) async fn instance(&self, name: &str, plan: &str, parameters: Value) {
         let (st, b) = self

@@ -359,24 +359,8 @@ async fn tokens_verify_with_an_independent_library_and_the_jwks_alone() {
     let s = Server::start().await;
     let (id, secret) = s.sender("Orders.Send", "orders").await;
     let tok = token(&s, &id, &secret).await;
-    let jwks: Value = s
-        .http
-        .get(s.at("/token_keys"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
-    let same: Value = s
-        .http
-        .get(s.at("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = s.public_json("/token_keys").await;
+    let same: Value = s.public_json("/.well-known/jwks.json").await;
     assert_eq!(jwks, same);
     let key = &jwks["keys"][0];
     assert_eq!(
@@ -387,15 +371,7 @@ async fn tokens_verify_with_an_independent_library_and_the_jwks_alone() {
         .decode(key["x"].as_str().expect("x"))
         .expect("b64");
     let public = Ed25519PublicKey::from_bytes(&x).expect("public key");
-    let meta: Value = s
-        .http
-        .get(s.at("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .expect("metadata")
-        .json()
-        .await
-        .expect("json");
+    let meta: Value = s.public_json("/.well-known/oauth-authorization-server").await;
     let issuer = meta["issuer"].as_str().expect("issuer");
     assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", s.https_url));
     let opts = VerificationOptions {
@@ -490,15 +466,7 @@ async fn api_tokens_introspection_and_key_rotation() {
             .status(),
         200
     );
-    let jwks: Value = s
-        .http
-        .get(s.at("/token_keys"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = s.public_json("/token_keys").await;
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
     let listing = s.cli_ok(&["token-keys", "list"]);
     assert!(listing.contains(&old_kid), "{listing}");
