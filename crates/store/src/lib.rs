@@ -12,7 +12,10 @@ use postern_core::model::{
     AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{Condition, Mpl, MplQuery};
-use postern_core::partner::{AlternativePartner, AuthorizedUser, StringParameter};
+use postern_core::partner::{
+    AlternativePartner, AuthorizedUser, PartnerChange, PartnerDelta, PartnerQuery, PartnerRow,
+    StringParameter,
+};
 
 pub use ctx::Ctx;
 pub use sqlite::SqliteStore;
@@ -150,38 +153,22 @@ pub trait CertMappingStore {
     async fn delete_cert_mapping(&self, id: &str) -> Result<bool>;
 }
 
-/// The Partner Directory. Writes that name a Pid create the partner when it does not exist yet;
-/// deleting a partner deletes everything that belongs to it.
+/// The Partner Directory. Writes are lists of changes applied in one transaction (all or nothing);
+/// changes that name a Pid create the partner when it does not exist yet; deleting a partner
+/// deletes what belongs to it.
 #[async_trait]
 pub trait PartnerStore {
-    /// All Pids, sorted.
-    async fn partners(&self) -> Result<Vec<String>>;
-    /// Deletes a partner and its entries; false if it did not exist.
-    async fn delete_partner(&self, pid: &str) -> Result<bool>;
-    /// All alternative partners.
+    /// All alternative partners (to build the in-memory directory).
     async fn alternative_partners(&self) -> Result<Vec<AlternativePartner>>;
-    /// Adds one; `Conflict` when (agency, scheme, id) or (agency, scheme, pid) is taken.
-    async fn insert_alternative_partner(&self, a: &AlternativePartner) -> Result<()>;
-    /// Points an alternative partner at another Pid; false if it does not exist.
-    async fn update_alternative_partner(&self, a: &AlternativePartner) -> Result<bool>;
-    /// Deletes one by agency, scheme and id; false if it did not exist.
-    async fn delete_alternative_partner(&self, agency: &str, scheme: &str, id: &str) -> Result<bool>;
-    /// All authorized users.
+    /// All authorized users (to build the in-memory directory).
     async fn authorized_users(&self) -> Result<Vec<AuthorizedUser>>;
-    /// Adds one; `Conflict` when the user already belongs to a partner.
-    async fn insert_authorized_user(&self, u: &AuthorizedUser) -> Result<()>;
-    /// Moves a user to another Pid; false if it does not exist.
-    async fn update_authorized_user(&self, u: &AuthorizedUser) -> Result<bool>;
-    /// Deletes one; false if it did not exist.
-    async fn delete_authorized_user(&self, user: &str) -> Result<bool>;
-    /// String parameters, of one partner or all.
-    async fn string_parameters(&self, pid: Option<&str>) -> Result<Vec<StringParameter>>;
-    /// Adds one; `Conflict` when (pid, id) exists.
-    async fn insert_string_parameter(&self, p: &StringParameter) -> Result<()>;
-    /// Changes a value; false if it does not exist.
-    async fn update_string_parameter(&self, p: &StringParameter) -> Result<bool>;
-    /// Deletes one; false if it did not exist.
-    async fn delete_string_parameter(&self, pid: &str, id: &str) -> Result<bool>;
+    /// All string parameters (to build the in-memory directory).
+    async fn string_parameters(&self) -> Result<Vec<StringParameter>>;
+    /// Applies changes in one transaction and says what they changed. The first failing change
+    /// (`NotFound`, `Conflict`) rolls back all of them; with several changes the error names it.
+    async fn apply_partner_changes(&self, changes: &[PartnerChange]) -> Result<Vec<PartnerDelta>>;
+    /// A page of one entity set and the number of rows that match the conditions.
+    async fn query_partners(&self, query: &PartnerQuery) -> Result<(Vec<PartnerRow>, u64)>;
 }
 
 /// Everything a backend provides.

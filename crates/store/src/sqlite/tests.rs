@@ -156,8 +156,12 @@ fn audit(at: i64) -> postern_core::partner::Audit {
 }
 
 #[tokio::test]
-async fn partner_directory_keys_uniqueness_and_cascade() {
-    use postern_core::partner::{AlternativePartner, AuthorizedUser, StringParameter};
+async fn partner_directory_keys_uniqueness_cascade_and_rollback() {
+    use postern_core::mpl::{CmpOp, Literal};
+    use postern_core::partner::{
+        AlternativePartner, AuthorizedUser, BinaryParameter, PartnerChange as C, PartnerCondition,
+        PartnerDelta, PartnerField, PartnerKind, PartnerQuery, PartnerRow, PartnerSet, StringParameter,
+    };
 
     use crate::PartnerStore;
     let (_dir, s) = store().await;
@@ -168,16 +172,19 @@ async fn partner_directory_keys_uniqueness_and_cascade() {
         pid: pid.into(),
         audit: audit(1),
     };
-    s.insert_alternative_partner(&alt("123456789", "ACME"))
+    let one = |c: C| [c];
+    s.apply_partner_changes(&one(C::InsertAlternative(alt("123456789", "ACME"))))
         .await
         .expect("insert");
     assert!(matches!(
-        s.insert_alternative_partner(&alt("123456789", "OTHER")).await,
+        s.apply_partner_changes(&one(C::InsertAlternative(alt("123456789", "OTHER"))))
+            .await,
         Err(Error::Conflict(_))
     ));
     assert!(
         matches!(
-            s.insert_alternative_partner(&alt("987", "ACME")).await,
+            s.apply_partner_changes(&one(C::InsertAlternative(alt("987", "ACME"))))
+                .await,
             Err(Error::Conflict(_))
         ),
         "(agency, scheme, pid) is unique too"
@@ -187,9 +194,14 @@ async fn partner_directory_keys_uniqueness_and_cascade() {
         pid: "ACME".into(),
         audit: audit(2),
     };
-    s.insert_authorized_user(&user).await.expect("user");
+    s.apply_partner_changes(&one(C::InsertUser(user.clone())))
+        .await
+        .expect("user");
     assert!(
-        matches!(s.insert_authorized_user(&user).await, Err(Error::Conflict(_))),
+        matches!(
+            s.apply_partner_changes(&one(C::InsertUser(user.clone()))).await,
+            Err(Error::Conflict(_))
+        ),
         "one partner per user"
     );
     let param = StringParameter {
@@ -198,29 +210,104 @@ async fn partner_directory_keys_uniqueness_and_cascade() {
         value: "https://acme.example/orders".into(),
         audit: audit(3),
     };
-    s.insert_string_parameter(&param).await.expect("param");
-    assert_eq!(s.partners().await.expect("partners"), vec!["ACME".to_string()]);
+    let bin = BinaryParameter {
+        pid: "ACME".into(),
+        id: "schema".into(),
+        content_type: "xsd".into(),
+        value: b"<xs:schema/>".to_vec(),
+        audit: audit(3),
+    };
+    s.apply_partner_changes(&[C::InsertString(param.clone()), C::InsertBinary(bin.clone())])
+        .await
+        .expect("params");
+
+    // A change set that fails half way leaves nothing behind.
+    let failing = [
+        C::InsertString(StringParameter {
+            id: "Other".into(),
+            ..param.clone()
+        }),
+        C::InsertUser(user.clone()),
+    ];
+    let e = s.apply_partner_changes(&failing).await.expect_err("conflict");
+    assert!(e.to_string().contains("change 2"), "{e}");
+    let strings = PartnerQuery {
+        set: PartnerSet::StringParameters,
+        conditions: vec![PartnerCondition {
+            field: PartnerField::Pid,
+            op: CmpOp::Eq,
+            value: Literal::Text("ACME".into()),
+        }],
+        order_by: None,
+        top: 100,
+        skip: 0,
+    };
+    let (rows, total) = s.query_partners(&strings).await.expect("query");
+    assert_eq!((rows, total), (vec![PartnerRow::String(param.clone())], 1));
 
     // Moving an authorized user creates the new partner.
     let moved = AuthorizedUser {
         pid: "GLOBEX".into(),
         ..user.clone()
     };
-    assert!(s.update_authorized_user(&moved).await.expect("update"));
+    s.apply_partner_changes(&one(C::UpdateUser(moved.clone())))
+        .await
+        .expect("update");
+    let partners = PartnerQuery {
+        set: PartnerSet::Partners,
+        conditions: vec![],
+        order_by: None,
+        top: 10,
+        skip: 0,
+    };
+    let (rows, _) = s.query_partners(&partners).await.expect("partners");
     assert_eq!(
-        s.partners().await.expect("partners"),
-        vec!["ACME".to_string(), "GLOBEX".to_string()]
+        rows,
+        vec![
+            PartnerRow::Partner("ACME".into()),
+            PartnerRow::Partner("GLOBEX".into())
+        ]
     );
 
-    // Deleting a partner removes what belongs to it, and only that.
-    assert!(s.delete_partner("ACME").await.expect("delete"));
+    // Deleting a partner removes what belongs to it (except what is kept), and only that.
+    let deltas = s
+        .apply_partner_changes(&one(C::DeletePartner {
+            pid: "ACME".into(),
+            keep: vec![PartnerKind::StringParameters],
+        }))
+        .await
+        .expect("delete");
+    assert!(deltas.contains(&PartnerDelta::Binary {
+        pid: "ACME".into(),
+        id: "schema".into()
+    }));
     assert!(s.alternative_partners().await.expect("alts").is_empty());
-    assert!(s.string_parameters(None).await.expect("params").is_empty());
+    assert_eq!(s.string_parameters().await.expect("params"), vec![param]);
+    let deltas = s
+        .apply_partner_changes(&one(C::DeletePartner {
+            pid: "ACME".into(),
+            keep: vec![],
+        }))
+        .await
+        .expect("delete");
+    assert!(deltas.contains(&PartnerDelta::PartnerRemoved { pid: "ACME".into() }));
+    assert!(s.string_parameters().await.expect("params").is_empty());
     assert_eq!(s.authorized_users().await.expect("users"), vec![moved]);
-    assert!(!s.delete_partner("ACME").await.expect("delete"));
-    assert!(
-        !s.delete_alternative_partner("016", "DUNS", "123456789")
-            .await
-            .expect("gone")
-    );
+    assert!(matches!(
+        s.apply_partner_changes(&one(C::DeletePartner {
+            pid: "ACME".into(),
+            keep: vec![]
+        }))
+        .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.apply_partner_changes(&one(C::DeleteAlternative {
+            agency: "016".into(),
+            scheme: "DUNS".into(),
+            id: "123456789".into()
+        }))
+        .await,
+        Err(Error::NotFound(_))
+    ));
 }
