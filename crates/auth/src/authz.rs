@@ -28,6 +28,28 @@ impl std::fmt::Display for MissingRole {
     }
 }
 
+/// Checks that `principal` holds one of `required`, counting the `ESBMessaging.send` grant the
+/// Partner Directory gives every authorized user (`is_authorized_user` is asked only when the
+/// principal's own roles do not suffice, so the common path costs nothing extra).
+pub fn require_any_or_partner<'a>(
+    principal: &'a Principal,
+    required: &[RoleName],
+    is_authorized_user: impl FnOnce(&str) -> bool,
+) -> Result<Permit<'a>, MissingRole> {
+    require_any(principal, required).or_else(|missing| {
+        match required
+            .iter()
+            .find(|r| r.as_str() == postern_core::model::ROLE_SEND)
+        {
+            Some(send) if is_authorized_user(&principal.name) => Ok(Permit {
+                principal,
+                role: send.clone(),
+            }),
+            _ => Err(missing),
+        }
+    })
+}
+
 /// Checks that `principal` holds at least one of `required`.
 pub fn require_any<'a>(principal: &'a Principal, required: &[RoleName]) -> Result<Permit<'a>, MissingRole> {
     match principal.roles.first_of(required) {

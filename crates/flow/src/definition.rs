@@ -11,6 +11,11 @@
 //!   max_body_bytes: 41943040
 //! steps:
 //!   - content_modifier: { headers: { sender_user: "${header.SapAuthenticatedUserName}" } }
+//!   - partner_authorization:
+//!       partner: { xpath: "/o:Order/o:Header/o:SenderId", namespaces: { o: "urn:example:order" } }
+//!       # or { header: X-Partner-Id } / { jsonpath: "$.order.sender" } / edifact / x12 / idoc
+//!       alternative: { agency: "016", scheme: "DUNS" }   # optional: the id is an alternative id
+//!       qualifiers: { "14": { agency: "EDI", scheme: "GLN" } } # optional, per EDI qualifier
 //! receiver:
 //!   reply: { status: 200, body: "ok" }   # or echo: true
 //! ```
@@ -25,7 +30,9 @@ use postern_core::model::ROLE_SEND;
 
 use crate::expr::Template;
 use crate::receiver::{ReplyBody, ReplyReceiver};
-use crate::step::{ContentModifier, Step};
+use crate::step::{ContentModifier, PartnerAuthorization, Step};
+use postern_partner::check::{Mapping as PartnerMapping, Scheme};
+use postern_partner::extract::{Extractor, Limits, Source};
 
 /// Largest flow document accepted.
 pub const MAX_YAML_BYTES: usize = 1 << 20;
@@ -108,6 +115,46 @@ struct CertDoc {
 struct StepDoc {
     #[serde(default)]
     content_modifier: Option<ContentModifierDoc>,
+    #[serde(default)]
+    partner_authorization: Option<PartnerAuthorizationDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerAuthorizationDoc {
+    partner: PartnerDoc,
+    #[serde(default)]
+    alternative: Option<SchemeDoc>,
+    #[serde(default)]
+    qualifiers: Option<std::collections::BTreeMap<String, SchemeDoc>>,
+}
+
+/// `edifact` / `x12` / `idoc`, or a map naming a header, an XPath or a JSONPath.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PartnerDoc {
+    Format(String),
+    Path(PartnerPathDoc),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerPathDoc {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    xpath: Option<String>,
+    #[serde(default)]
+    namespaces: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    jsonpath: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemeDoc {
+    agency: String,
+    scheme: String,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +283,7 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
         match step {
             StepDoc {
                 content_modifier: Some(cm),
+                partner_authorization: None,
             } => {
                 let headers = templates(&cm.headers, &format!("{field}.content_modifier.headers"), yaml)?;
                 let properties = templates(
@@ -247,8 +295,16 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
             }
             StepDoc {
                 content_modifier: None,
+                partner_authorization: Some(pa),
             } => {
-                return Err(Error::invalid(field, "name the step kind: content_modifier"));
+                let f = format!("{field}.partner_authorization");
+                steps.push(Box::new(partner_authorization(pa, &f, yaml)?));
+            }
+            _ => {
+                return Err(Error::invalid(
+                    field,
+                    "name one step kind: content_modifier or partner_authorization",
+                ));
             }
         }
     }
@@ -272,6 +328,87 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
         steps,
         receiver,
     })
+}
+
+fn partner_authorization(
+    doc: PartnerAuthorizationDoc,
+    field: &str,
+    yaml: &str,
+) -> Result<PartnerAuthorization, Error> {
+    let partner_field = format!("{field}.partner");
+    let source = match doc.partner {
+        PartnerDoc::Format(name) => match name.as_str() {
+            "edifact" => Source::Edifact,
+            "x12" => Source::X12,
+            "idoc" => Source::Idoc,
+            other => {
+                return Err(Error::invalid(
+                    partner_field,
+                    format!(
+                        "unknown format {other:?}; use edifact, x12, idoc, or a map with header, xpath or jsonpath"
+                    ),
+                ));
+            }
+        },
+        PartnerDoc::Path(p) => match (p.header, p.xpath, p.jsonpath) {
+            (Some(h), None, None) if p.namespaces.is_none() => Source::Header(h),
+            (None, Some(x), None) => Source::XPath {
+                expr: x,
+                namespaces: p.namespaces.unwrap_or_default().into_iter().collect(),
+            },
+            (None, None, Some(j)) if p.namespaces.is_none() => Source::JsonPath(j),
+            _ => {
+                return Err(Error::invalid(
+                    partner_field,
+                    "give exactly one of header, xpath (with optional namespaces) or jsonpath",
+                ));
+            }
+        },
+    };
+    let extractor = Extractor::compile(&source, Limits::default()).map_err(|e| {
+        located(
+            yaml,
+            &partner_field,
+            "partner",
+            Error::invalid(&partner_field, e.to_string()),
+        )
+    })?;
+    let scheme = |d: SchemeDoc, at: &str| -> Result<Scheme, Error> {
+        postern_core::partner::check_agency(&format!("{at}.agency"), &d.agency)?;
+        postern_core::partner::check_agency(&format!("{at}.scheme"), &d.scheme)?;
+        Ok(Scheme {
+            agency: d.agency,
+            scheme: d.scheme,
+        })
+    };
+    let alternative = doc
+        .alternative
+        .map(|d| scheme(d, &format!("{field}.alternative")))
+        .transpose()?;
+    let mut qualifiers = Vec::new();
+    for (q, d) in doc.qualifiers.unwrap_or_default() {
+        if q.is_empty() || q.len() > 35 {
+            return Err(Error::invalid(
+                format!("{field}.qualifiers"),
+                "qualifiers have 1 to 35 characters",
+            ));
+        }
+        let at = format!("{field}.qualifiers.{q}");
+        qualifiers.push((q, scheme(d, &at)?));
+    }
+    if !qualifiers.is_empty() && !matches!(source, Source::Edifact | Source::X12 | Source::Idoc) {
+        return Err(Error::invalid(
+            format!("{field}.qualifiers"),
+            "only edifact, x12 and idoc messages carry a qualifier",
+        ));
+    }
+    Ok(PartnerAuthorization::new(
+        extractor,
+        PartnerMapping {
+            alternative,
+            qualifiers,
+        },
+    ))
 }
 
 fn roles(given: Option<Vec<String>>, yaml: &str) -> Result<Vec<RoleName>, Error> {

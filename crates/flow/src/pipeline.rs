@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::definition::{Flow, Receiver};
 use crate::message::Message;
-use crate::step::StepError;
+use crate::step::{Env, StepError};
 
 /// What the sender gets back from a flow that ran to its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +22,30 @@ pub struct Reply {
 /// The result of processing one message.
 pub type Outcome = Result<Reply, StepError>;
 
+/// What processing produced: the outcome and the partner the message was checked for.
+#[derive(Debug)]
+pub struct Processed {
+    /// The reply or why the message stopped.
+    pub outcome: Outcome,
+    /// The Pid a partner check established (`SAP_PartnerID`), if any.
+    pub partner: Option<String>,
+}
+
 impl Flow {
     /// Runs the steps and the receiver.
-    pub fn process(&self, mut msg: Message) -> Outcome {
+    pub fn process(&self, mut msg: Message, env: &Env<'_>) -> Processed {
         for step in &self.steps {
-            step.process(&mut msg)?;
+            if let Err(e) = step.process(&mut msg, env) {
+                return Processed {
+                    outcome: Err(e),
+                    partner: msg.property("SAP_PartnerID").map(str::to_owned),
+                };
+            }
         }
-        match &self.receiver {
+        let partner = msg.property("SAP_PartnerID").map(str::to_owned);
+        let outcome = match &self.receiver {
             Receiver::Reply(r) => Ok(r.reply(msg)),
-        }
+        };
+        Processed { outcome, partner }
     }
 }

@@ -12,7 +12,13 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // One crypto provider in the whole process (aws-lc-rs); an error only means one is installed.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Payload parsers (XML DOM, XPath) recurse per nesting level; their depth limits are
+        // sized for this stack, not for the 2 MiB default.
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use postern_auth::AuthFailure;
-use postern_auth::authz::require_any;
+use postern_auth::authz::require_any_or_partner;
 use postern_core::mpl::{Mpl, MplStatus};
-use postern_flow::Message;
 use postern_flow::table::DeployedFlow;
+use postern_flow::{Env, Message};
 
 use crate::error::{ApiError, new_guid};
 use crate::extract::{auth_failed, now_ms};
@@ -64,7 +64,9 @@ async fn process(state: &AppState, req: Request) -> Response {
                 }
             };
         let mut log = MplDraft::start(&flow, &principal.name);
-        if let Err(missing) = require_any(&principal, &flow.flow.roles) {
+        if let Err(missing) = require_any_or_partner(&principal, &flow.flow.roles, |u| {
+            live.directory.is_authorized_user(u)
+        }) {
             let message = format!("{} is not authorized for this flow: {missing}", principal.name);
             discard(body).await;
             return log.failed(state, ApiError::forbidden(message)).await;
@@ -133,7 +135,15 @@ async fn process(state: &AppState, req: Request) -> Response {
     if let Some(q) = parts.uri.query() {
         msg.set_header("CamelHttpQuery", q);
     }
-    match flow.flow.process(msg) {
+    let processed = {
+        let live = state.live();
+        let env = Env {
+            directory: &live.directory,
+        };
+        flow.flow.process(msg, &env)
+    };
+    log.partner = processed.partner;
+    match processed.outcome {
         Ok(reply) => {
             let mut resp = Response::new(Body::from(reply.body));
             *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
@@ -219,6 +229,8 @@ struct MplDraft {
     flow_id: String,
     user: String,
     start: i64,
+    /// The partner a partner check established; the MPL's `Sender`.
+    partner: Option<String>,
 }
 
 impl MplDraft {
@@ -228,6 +240,7 @@ impl MplDraft {
             flow_id: flow.flow.id.to_string(),
             user: user.to_owned(),
             start: now_ms(),
+            partner: None,
         }
     }
 
@@ -254,7 +267,7 @@ impl MplDraft {
             flow_id: std::mem::take(&mut self.flow_id),
             status,
             user: std::mem::take(&mut self.user),
-            sender: String::new(),
+            sender: self.partner.take().unwrap_or_default(),
             receiver: String::new(),
             log_start: self.start,
             log_end: now_ms(),

@@ -11,9 +11,11 @@ use postern_auth::secret::Sealer;
 use postern_auth::token::TokenKeys;
 use postern_core::model::AuditEntry;
 use postern_core::mpl::Mpl;
+use postern_core::partner::{PartnerChange, PartnerDelta};
 use postern_core::snapshot::Snapshot;
 use postern_core::{Error, Result};
 use postern_flow::FlowTable;
+use postern_partner::Directory;
 use postern_store::Store;
 use tokio::sync::Mutex;
 
@@ -40,11 +42,13 @@ impl ServerConfig {
 #[derive(Debug, Default)]
 pub struct Live {
     /// Keys, users, roles.
-    pub security: Snapshot,
+    pub security: Arc<Snapshot>,
     /// Deployed flows.
-    pub flows: FlowTable,
+    pub flows: Arc<FlowTable>,
     /// Token signing and verification keys.
-    pub tokens: TokenKeys,
+    pub tokens: Arc<TokenKeys>,
+    /// The Partner Directory (alternative partners, authorized users, string parameters).
+    pub directory: Directory,
     /// The HTTPS listener's configuration (server identity, client-certificate trust).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Increases with every change.
@@ -130,6 +134,7 @@ impl AppState {
             audit,
             metrics,
         }));
+        state.load_directory().await?;
         state.reload().await?;
         Ok((
             state,
@@ -207,6 +212,63 @@ impl AppState {
         self.reload().await
     }
 
+    /// Applies Partner Directory changes in one transaction and publishes the changed directory
+    /// before answering, so the next request sees it.
+    pub async fn write_partners(&self, changes: &[PartnerChange]) -> Result<Vec<PartnerDelta>> {
+        let _guard = self.0.writes.lock().await;
+        let deltas = self.store().apply_partner_changes(changes).await?;
+        let current = self.0.live.load_full();
+        let mut directory = current.directory.clone();
+        directory.apply(&deltas);
+        self.publish(Live {
+            security: current.security.clone(),
+            flows: current.flows.clone(),
+            tokens: current.tokens.clone(),
+            tls: current.tls.clone(),
+            directory,
+            version: 0,
+        });
+        Ok(deltas)
+    }
+
+    /// Loads the whole Partner Directory from the store (at start).
+    async fn load_directory(&self) -> Result<()> {
+        let _guard = self.0.writes.lock().await;
+        let started = std::time::Instant::now();
+        let store = self.store();
+        let directory = Directory::build(
+            &store.alternative_partners().await?,
+            &store.authorized_users().await?,
+            &store.string_parameters().await?,
+        );
+        let (alternatives, users, strings) = directory.sizes();
+        tracing::info!(
+            alternatives,
+            users,
+            strings,
+            ms = started.elapsed().as_millis() as u64,
+            "partner directory loaded"
+        );
+        let current = self.0.live.load_full();
+        self.publish(Live {
+            security: current.security.clone(),
+            flows: current.flows.clone(),
+            tokens: current.tokens.clone(),
+            tls: current.tls.clone(),
+            directory,
+            version: 0,
+        });
+        Ok(())
+    }
+
+    /// Stores a new snapshot under the next version.
+    fn publish(&self, mut live: Live) {
+        let version = self.0.version.fetch_add(1, Ordering::Relaxed) + 1;
+        live.version = version;
+        self.0.live.store(Arc::new(live));
+        self.0.metrics.snapshot_version.store(version, Ordering::Relaxed);
+    }
+
     /// Rebuilds the snapshot from the store.
     pub async fn reload(&self) -> Result<()> {
         let _guard = self.0.writes.lock().await;
@@ -238,15 +300,16 @@ impl AppState {
         for (id, e) in failed {
             tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
         }
-        let version = self.0.version.fetch_add(1, Ordering::Relaxed) + 1;
-        self.0.live.store(Arc::new(Live {
-            security: Snapshot::build(&instances, &keys, &users, &mappings),
-            flows: table,
-            tokens,
+        // The directory changes only through `write_partners`; keep the current one.
+        let directory = self.0.live.load().directory.clone();
+        self.publish(Live {
+            security: Arc::new(Snapshot::build(&instances, &keys, &users, &mappings)),
+            flows: Arc::new(table),
+            tokens: Arc::new(tokens),
             tls,
-            version,
-        }));
-        self.0.metrics.snapshot_version.store(version, Ordering::Relaxed);
+            directory,
+            version: 0,
+        });
         Ok(())
     }
 }

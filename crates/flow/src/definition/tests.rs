@@ -1,4 +1,12 @@
 use super::*;
+
+fn env() -> crate::Env<'static> {
+    static DIRECTORY: std::sync::LazyLock<postern_partner::Directory> =
+        std::sync::LazyLock::new(postern_partner::Directory::default);
+    crate::Env {
+        directory: &DIRECTORY,
+    }
+}
 use crate::message::Message;
 
 const FLOW: &str = r#"
@@ -26,7 +34,7 @@ fn parses_the_design_example() {
     assert_eq!(f.max_body_bytes, 1024);
     let mut m = Message::new(Default::default());
     m.set_header("SapAuthenticatedUserName", "alice");
-    let r = f.process(m).expect("runs");
+    let r = f.process(m, &env()).outcome.expect("runs");
     assert_eq!(r.status, 201);
     assert_eq!(&r.body[..], b"user=alice seen=yes");
 }
@@ -38,7 +46,10 @@ fn defaults_apply() {
             .expect("valid");
     assert_eq!(f.roles[0].as_str(), ROLE_SEND);
     assert_eq!(f.max_body_bytes, DEFAULT_MAX_BODY);
-    let r = f.process(Message::new(b"x".to_vec().into())).expect("runs");
+    let r = f
+        .process(Message::new(b"x".to_vec().into()), &env())
+        .outcome
+        .expect("runs");
     assert_eq!((r.status, &r.body[..]), (200, &b"x"[..]));
 }
 

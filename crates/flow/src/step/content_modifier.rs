@@ -3,7 +3,7 @@
 
 use crate::expr::Template;
 use crate::message::Message;
-use crate::step::{Step, StepError};
+use crate::step::{Env, Step, StepError};
 
 /// The compiled step.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ impl Step for ContentModifier {
         "content_modifier"
     }
 
-    fn process(&self, msg: &mut Message) -> Result<(), StepError> {
+    fn process(&self, msg: &mut Message, _env: &Env<'_>) -> Result<(), StepError> {
         for (name, value) in &self.headers {
             let v = value.render(msg);
             msg.set_header(name, v);

@@ -1,8 +1,11 @@
 //! Flow steps. A step is a type implementing [`Step`]; one file per step kind.
 
 mod content_modifier;
+mod partner_authorization;
 
 pub use content_modifier::ContentModifier;
+pub use partner_authorization::PartnerAuthorization;
+use postern_partner::Directory;
 
 use crate::message::Message;
 
@@ -17,10 +20,17 @@ pub struct StepError {
     pub message: String,
 }
 
+/// What steps may read besides the message: the current snapshot's Partner Directory.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// The Partner Directory.
+    pub directory: &'a Directory,
+}
+
 /// One processing step of a flow, compiled at deploy time and shared by all messages.
 pub trait Step: Send + Sync + std::fmt::Debug {
     /// The step kind as written in YAML.
     fn kind(&self) -> &'static str;
     /// Processes the message in place.
-    fn process(&self, msg: &mut Message) -> Result<(), StepError>;
+    fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError>;
 }

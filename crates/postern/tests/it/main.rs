@@ -10,5 +10,6 @@ mod lifecycle;
 mod mpl;
 mod mtls;
 mod oauth;
+mod partner;
 mod sender;
 mod tls;

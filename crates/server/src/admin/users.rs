@@ -6,19 +6,20 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use postern_auth::admin;
-use postern_core::model::TechnicalUser;
+use postern_core::model::{ROLE_SEND, TechnicalUser};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list).post(create))
         .route("/users/{name}", get(one).patch(update).delete(remove))
+        .route("/principals/{name}", get(principal))
 }
 
 #[derive(Deserialize)]
@@ -39,14 +40,73 @@ struct UpdateBody {
     roles: Option<Vec<String>>,
 }
 
-/// A user as shown: never the password hash.
-fn view(u: &TechnicalUser) -> Value {
-    json!({ "name": u.name, "roles": u.roles, "createdAt": time(u.created_at) })
+/// A user as shown: never the password hash. `grantedRoles` lists what the user holds without
+/// an explicit assignment: `ESBMessaging.send` for an authorized user of the Partner Directory.
+fn view_in(live: &Live, u: &TechnicalUser) -> Value {
+    json!({
+        "name": u.name,
+        "roles": u.roles,
+        "grantedRoles": granted(live, u.name.as_str()),
+        "createdAt": time(u.created_at),
+    })
+}
+
+fn view(s: &AppState, u: &TechnicalUser) -> Value {
+    view_in(&s.live(), u)
+}
+
+/// Roles granted by the Partner Directory to `name`.
+fn granted(live: &Live, name: &str) -> Vec<Value> {
+    match live.directory.partner_of_user(name) {
+        Some(pid) => vec![json!({ "role": ROLE_SEND, "grantedBy": "partner-directory", "pid": pid })],
+        None => Vec::new(),
+    }
 }
 
 async fn list(State(s): State<AppState>, _a: Admin) -> Result<Json<Value>, ApiError> {
     let users = s.store().users().await?;
-    Ok(Json(Value::Array(users.iter().map(view).collect())))
+    let live = s.live();
+    Ok(Json(Value::Array(
+        users.iter().map(|u| view_in(&live, u)).collect(),
+    )))
+}
+
+/// `GET /principals/{name}`: what any user name a flow may see in `SapAuthenticatedUserName`
+/// holds, and from where: a service key's client id (its instance's roles), `oauth_client_<id>`,
+/// a technical user, a certificate-mapped user, and the Partner Directory's grant.
+async fn principal(
+    State(s): State<AppState>,
+    _a: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mappings = s
+        .store()
+        .cert_mappings()
+        .await?
+        .iter()
+        .filter(|m| m.user.eq_ignore_ascii_case(&name))
+        .count();
+    let live = s.live();
+    let mut roles: Vec<Value> = Vec::new();
+    let client_id = name.strip_prefix("oauth_client_").unwrap_or(&name);
+    if let Some(c) = live.security.client(client_id) {
+        for r in c.roles.iter() {
+            roles.push(json!({ "role": r, "grantedBy": "service-instance", "instance": c.instance }));
+        }
+    }
+    let lower = name.to_lowercase();
+    if let Some(u) = live.security.user(&lower) {
+        for r in u.roles.iter() {
+            roles.push(json!({ "role": r, "grantedBy": "technical-user" }));
+        }
+    }
+    roles.extend(granted(&live, &name));
+    Ok(Json(json!({
+        "name": name,
+        "certificateMappings": mappings,
+        "partner": live.directory.partner_of_user(&name),
+        "roles": roles,
+    })))
 }
 
 async fn one(
@@ -59,7 +119,7 @@ async fn one(
         .user(&name.to_ascii_lowercase())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("user {name} not found")))?;
-    Ok(Json(view(&u)))
+    Ok(Json(view(&s, &u)))
 }
 
 async fn create(
@@ -71,7 +131,7 @@ async fn create(
     let u = s
         .write(admin::create_user(&c, &body.name, &body.password, &body.roles))
         .await?;
-    Ok((StatusCode::CREATED, Json(view(&u))))
+    Ok((StatusCode::CREATED, Json(view(&s, &u))))
 }
 
 async fn update(
@@ -89,7 +149,7 @@ async fn update(
             body.roles.as_deref(),
         ))
         .await?;
-    Ok(Json(view(&u)))
+    Ok(Json(view(&s, &u)))
 }
 
 async fn remove(

@@ -88,8 +88,23 @@ fn quoted(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Result<
     }
 }
 
-/// Parses a `$filter` into conditions joined by `and`.
+/// Parses an MPL `$filter` into conditions joined by `and`.
 pub(crate) fn parse_filter(input: &str) -> Result<Vec<Condition>, String> {
+    let found = parse_filter_with(input, |name| {
+        field(name).map(|f| (f, matches!(f, MplField::LogStart | MplField::LogEnd)))
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(field, op, value)| Condition { field, op, value })
+        .collect())
+}
+
+/// Parses a `$filter` into comparisons joined by `and`; `field` maps a property name to a field
+/// and says whether it compares with datetime literals (`None`: not filterable).
+pub(crate) fn parse_filter_with<F>(
+    input: &str,
+    field: impl Fn(&str) -> Option<(F, bool)>,
+) -> Result<Vec<(F, CmpOp, Literal)>, String> {
     if input.len() > MAX_FILTER {
         return Err(format!("$filter longer than {MAX_FILTER} characters"));
     }
@@ -104,7 +119,7 @@ pub(crate) fn parse_filter(input: &str) -> Result<Vec<Condition>, String> {
         let Some(Token::Word(name)) = it.next() else {
             return Err("expected a property name".into());
         };
-        let field = field(&name).ok_or_else(|| format!("property {name} cannot be filtered"))?;
+        let (field, is_time) = field(&name).ok_or_else(|| format!("property {name} cannot be filtered"))?;
         let op = match it.next() {
             Some(Token::Word(op)) => match op.as_str() {
                 "eq" => CmpOp::Eq,
@@ -121,14 +136,13 @@ pub(crate) fn parse_filter(input: &str) -> Result<Vec<Condition>, String> {
             },
             _ => return Err(format!("expected an operator after {name}")),
         };
-        let is_time = matches!(field, MplField::LogStart | MplField::LogEnd);
         let value = match (it.next(), is_time) {
             (Some(Token::Text(t)), false) => Literal::Text(t),
             (Some(Token::Time(t)), true) => Literal::Time(t),
             (_, true) => return Err(format!("{name} compares with datetime'YYYY-MM-DDThh:mm:ss'")),
             (_, false) => return Err(format!("{name} compares with a string literal in single quotes")),
         };
-        out.push(Condition { field, op, value });
+        out.push((field, op, value));
         if out.len() > MAX_CONDITIONS {
             return Err(format!("at most {MAX_CONDITIONS} comparisons"));
         }

@@ -1,27 +1,135 @@
 //! The SAP-compatible OData v2 API (`/api/v1`), JSON only: `{"d": {...}}` for an entity,
 //! `{"d": {"results": [...]}}` for a collection, OData error bodies. So far:
 //! `MessageProcessingLogs` (list with `$filter`, `$top`, `$skip`, `$orderby`, `$select`,
-//! `$inlinecount`; by key; `$count`; `ErrorInformation/$value`).
+//! `$inlinecount`; by key; `$count`; `ErrorInformation/$value`), `IntegrationRuntimeArtifacts`,
+//! and the Partner Directory (`Partners`, `AlternativePartners`, `AuthorizedUsers`,
+//! `StringParameters`, `BinaryParameters`, `$batch`).
 
 mod artifacts;
+mod batch;
 mod filter;
 mod mpl;
+pub(crate) mod partners;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, post};
 
 use crate::extract::{Admin, Monitor};
 use crate::state::AppState;
 
+/// Largest `$batch` body.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Largest single entity body (a binary parameter of 256 KiB, base64-encoded, with room).
+const MAX_ENTITY_BYTES: usize = 1024 * 1024;
+
 pub(crate) fn router() -> Router<AppState> {
     mpl::router()
         .merge(artifacts::router())
-        .route("/{entity}", get(get_entity).delete(delete_entity))
+        .route(
+            "/$batch",
+            post(run_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        )
+        .route(
+            "/{entity}",
+            any(entity).layer(DefaultBodyLimit::max(MAX_ENTITY_BYTES)),
+        )
+}
+
+/// The service root of this API.
+pub(crate) fn base_url(s: &AppState) -> String {
+    format!("{}/api/v1", s.config().public_url.trim_end_matches('/'))
+}
+
+/// Every method on `/{entity}`: Partner Directory sets and keys, MPLs and artifacts by key.
+async fn entity(
+    State(s): State<AppState>,
+    mut parts: Parts,
+    Path(entity): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(res) = partners::resource(&entity) {
+        let admin = match Admin::from_request_parts(&mut parts, &s).await {
+            Ok(a) => a,
+            Err(e) => return e.into_response(),
+        };
+        return match partner_request(&s, &admin, &parts, res, &body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+    }
+    match parts.method {
+        Method::GET => {
+            let monitor = match Monitor::from_request_parts(&mut parts, &s).await {
+                Ok(m) => m,
+                Err(e) => return e.into_response(),
+            };
+            let q = Query::<mpl::Options>::try_from_uri(&parts.uri);
+            get_entity(State(s), monitor, Path(entity), q)
+                .await
+                .into_response()
+        }
+        Method::DELETE => {
+            let admin = match Admin::from_request_parts(&mut parts, &s).await {
+                Ok(a) => a,
+                Err(e) => return e.into_response(),
+            };
+            delete_entity(State(s), admin, Path(entity)).await.into_response()
+        }
+        _ => ODataError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not supported on {entity}", parts.method),
+        )
+        .into_response(),
+    }
+}
+
+async fn partner_request(
+    s: &AppState,
+    admin: &Admin,
+    parts: &Parts,
+    res: Result<partners::Resource, ODataError>,
+    body: &[u8],
+) -> Result<Response, ODataError> {
+    let res = res?;
+    let o = partners::ListOptions::parse(parts.uri.query().unwrap_or(""))?;
+    if parts.method == Method::GET {
+        let v = match &res.key {
+            None => partners::list(s, res.set, &o).await?,
+            Some(k) => partners::by_key(s, res.set, k, &o).await?,
+        };
+        return Ok(Json(v).into_response());
+    }
+    let now = crate::extract::now_ms();
+    let actor = admin.principal.name.to_string();
+    let planned = partners::plan(&parts.method, &res, &o, body, &actor, now)?;
+    let mut answers = partners::apply(s, vec![planned], &actor, &admin.source, now).await?;
+    Ok(match answers.pop() {
+        Some((status, Some(v))) => (status, Json(v)).into_response(),
+        Some((status, None)) => status.into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn run_batch(State(s): State<AppState>, admin: Admin, parts: Parts, body: Bytes) -> Response {
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let actor = admin.principal.name.to_string();
+    match batch::run(&s, ct, &body, &actor, &admin.source).await {
+        Ok((content_type, text)) => {
+            (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The key of `Set('<key>')` when `entity` addresses that entity set: `None` for another set,
@@ -102,12 +210,30 @@ impl From<postern_core::Error> for ODataError {
     }
 }
 
+impl ODataError {
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The OData error body.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        let code = self.status.canonical_reason().unwrap_or("Error");
+        serde_json::json!({
+            "error": { "code": code, "message": { "lang": "en", "value": self.message } }
+        })
+    }
+
+    /// The same error with context before its message.
+    pub(crate) fn with_prefix(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+}
+
 impl IntoResponse for ODataError {
     fn into_response(self) -> Response {
-        let code = self.status.canonical_reason().unwrap_or("Error");
-        let body = serde_json::json!({
-            "error": { "code": code, "message": { "lang": "en", "value": self.message } }
-        });
+        let body = self.body();
         (self.status, Json(body)).into_response()
     }
 }

@@ -11,8 +11,8 @@ use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::ODataError;
 use super::filter::{field, parse_filter};
+use super::{ODataError, base_url};
 use crate::extract::Monitor;
 use crate::state::AppState;
 
@@ -190,10 +190,6 @@ async fn error_text(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
-fn base_url(s: &AppState) -> String {
-    format!("{}/api/v1", s.config().public_url.trim_end_matches('/'))
-}
-
 /// One MPL in SAP's field names; `AuthenticatedUser` and `HttpStatus` are Postern additions.
 fn entity_json(base: &str, m: &Mpl) -> Value {
     let uri = format!("{base}/MessageProcessingLogs('{}')", m.guid);
@@ -225,7 +221,7 @@ fn entity_json(base: &str, m: &Mpl) -> Value {
     })
 }
 
-fn selection(select: Option<&str>) -> Result<Option<Vec<String>>, ODataError> {
+pub(super) fn selection(select: Option<&str>) -> Result<Option<Vec<String>>, ODataError> {
     let Some(s) = select else { return Ok(None) };
     let names: Vec<String> = s
         .split(',')
@@ -238,7 +234,7 @@ fn selection(select: Option<&str>) -> Result<Option<Vec<String>>, ODataError> {
     Ok(Some(names))
 }
 
-fn project(v: Value, select: &Option<Vec<String>>) -> Value {
+pub(super) fn project(v: Value, select: &Option<Vec<String>>) -> Value {
     let (Some(names), Value::Object(map)) = (select, &v) else {
         return v;
     };

@@ -1,0 +1,74 @@
+//! `partner_authorization`: reads the partner the message names (header, XPath, JSONPath,
+//! EDIFACT UNB, X12 ISA, IDoc control record), maps it to a Pid through the alternative partners
+//! when configured, and lets the message on only when it is the partner of the authenticated user.
+
+use postern_partner::check::{Denied, Mapping, check};
+use postern_partner::extract::{ExtractError, Extractor};
+
+use super::{Env, Step, StepError};
+use crate::message::Message;
+
+/// The header the sender adapter fills with the authenticated user.
+const USER_HEADER: &str = "SapAuthenticatedUserName";
+
+/// The compiled step.
+#[derive(Debug)]
+pub struct PartnerAuthorization {
+    extractor: Extractor,
+    mapping: Mapping,
+}
+
+impl PartnerAuthorization {
+    /// A step reading the partner with `extractor` and mapping it with `mapping`.
+    pub fn new(extractor: Extractor, mapping: Mapping) -> Self {
+        Self { extractor, mapping }
+    }
+}
+
+fn denied(message: String) -> StepError {
+    StepError {
+        status: 403,
+        kind: "forbidden",
+        message,
+    }
+}
+
+impl Step for PartnerAuthorization {
+    fn kind(&self) -> &'static str {
+        "partner_authorization"
+    }
+
+    fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
+        let found = {
+            let header = |name: &str| msg.header(name);
+            self.extractor.extract(&header, &msg.body)
+        };
+        let found = found.map_err(|e| {
+            let (status, kind) = match &e {
+                ExtractError::TooLarge(_) => (413, "payload_too_large"),
+                _ => (400, "bad_request"),
+            };
+            StepError {
+                status,
+                kind,
+                message: format!(
+                    "partner check: {} ({}): {e}",
+                    "cannot read the partner",
+                    self.extractor.describe()
+                ),
+            }
+        })?;
+        match check(env.directory, msg.header(USER_HEADER), &found, &self.mapping) {
+            Ok(passed) => {
+                msg.set_property("SAP_PartnerID", passed.pid.clone());
+                msg.set_property("PartnerID", passed.pid);
+                if let Some(alt) = passed.alternative_id {
+                    msg.set_property("AlternativePartnerID", alt);
+                }
+                Ok(())
+            }
+            Err(d @ Denied::NoUser) => Err(denied(d.to_string())),
+            Err(d) => Err(denied(d.to_string())),
+        }
+    }
+}
