@@ -16,6 +16,7 @@
 //!       # or { header: X-Partner-Id } / { jsonpath: "$.order.sender" } / edifact / x12 / idoc
 //!       alternative: { agency: "016", scheme: "DUNS" }   # optional: the id is an alternative id
 //!       qualifiers: { "14": { agency: "EDI", scheme: "GLN" } } # optional, per EDI qualifier
+//!   - script: { source: "if message.getHeader(\"X-Test\") == () { throw \"no X-Test\" }" }
 //! receiver:
 //!   reply: { status: 200, body: "ok" }   # or echo: true
 //! ```
@@ -30,7 +31,7 @@ use postern_core::model::ROLE_SEND;
 
 use crate::expr::Template;
 use crate::receiver::{ReplyBody, ReplyReceiver};
-use crate::step::{ContentModifier, PartnerAuthorization, Step};
+use crate::step::{ContentModifier, PartnerAuthorization, Script, Step};
 use postern_partner::check::{Mapping as PartnerMapping, Scheme};
 use postern_partner::extract::{Extractor, Limits, Source};
 
@@ -117,6 +118,17 @@ struct StepDoc {
     content_modifier: Option<ContentModifierDoc>,
     #[serde(default)]
     partner_authorization: Option<PartnerAuthorizationDoc>,
+    #[serde(default)]
+    script: Option<ScriptDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptDoc {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +296,7 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
             StepDoc {
                 content_modifier: Some(cm),
                 partner_authorization: None,
+                script: None,
             } => {
                 let headers = templates(&cm.headers, &format!("{field}.content_modifier.headers"), yaml)?;
                 let properties = templates(
@@ -296,14 +309,49 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
             StepDoc {
                 content_modifier: None,
                 partner_authorization: Some(pa),
+                script: None,
             } => {
                 let f = format!("{field}.partner_authorization");
                 steps.push(Box::new(partner_authorization(pa, &f, yaml)?));
             }
+            StepDoc {
+                content_modifier: None,
+                partner_authorization: None,
+                script: Some(sc),
+            } => {
+                let f = format!("{field}.script");
+                let source = match (sc.source, sc.file) {
+                    (Some(src), None) => src,
+                    (None, Some(file)) => {
+                        return Err(Error::invalid(
+                            f,
+                            format!(
+                                "file {file:?} is read by `postern flow deploy FILE`, which sends its text as `source`; \
+                                 over the API give the script text in `source`"
+                            ),
+                        ));
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            f,
+                            "give the script in source (or file with `postern flow deploy`)",
+                        ));
+                    }
+                };
+                let script = Script::compile(&source).map_err(|e| {
+                    located(
+                        yaml,
+                        &f,
+                        "script",
+                        Error::invalid(&f, format!("does not compile: {e}")),
+                    )
+                })?;
+                steps.push(Box::new(script));
+            }
             _ => {
                 return Err(Error::invalid(
                     field,
-                    "name one step kind: content_modifier or partner_authorization",
+                    "name one step kind: content_modifier, partner_authorization or script",
                 ));
             }
         }

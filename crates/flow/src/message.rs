@@ -59,6 +59,11 @@ impl Message {
         &self.headers
     }
 
+    /// All properties in order.
+    pub fn properties(&self) -> &[(String, String)] {
+        &self.properties
+    }
+
     /// A property's value.
     pub fn property(&self, name: &str) -> Option<&str> {
         self.properties

@@ -2,10 +2,12 @@
 
 mod content_modifier;
 mod partner_authorization;
+mod script;
 
 pub use content_modifier::ContentModifier;
 pub use partner_authorization::PartnerAuthorization;
 use postern_partner::Directory;
+pub use script::{MAX_SCRIPT_BYTES, Script};
 
 use crate::message::Message;
 

@@ -5,6 +5,7 @@ mod client;
 mod connectivity;
 mod flow;
 mod mpl;
+mod partner;
 mod role;
 mod serve;
 mod service;
@@ -85,6 +86,9 @@ enum Command {
     /// Token signing keys: list, rotate.
     #[command(subcommand, name = "token-keys")]
     TokenKeys(token_keys::TokenKeysCommand),
+    /// The Partner Directory: export to and import from a JSON or CSV file.
+    #[command(subcommand)]
+    Partner(partner::PartnerCommand),
     /// The audit log, newest first.
     Audit {
         /// How many entries.
@@ -106,6 +110,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Trust(c) => cert::run_trust(c, &Client::new(&cli.conn)?).await,
         Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,
         Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
+        Command::Partner(c) => partner::run(c, &Client::new(&cli.conn)?).await,
         Command::Audit { limit } => {
             let client = Client::new(&cli.conn)?;
             let v = client.get(&format!("/admin/v1/audit?limit={limit}")).await?;

@@ -831,3 +831,146 @@ async fn every_extractor_on_realistic_messages() {
         .await;
     assert_eq!(st, 400, "{b}");
 }
+
+#[tokio::test]
+async fn script_step_uses_the_partner_directory_api_in_a_sandbox() {
+    let s = Server::start().await;
+    let (id, secret) = client_without_send(&s).await;
+    seed(&s, &id).await;
+    created(
+        &s,
+        "StringParameters",
+        json!({"Pid": "ACME", "Id": "Region", "Value": "EU"}),
+    )
+    .await;
+    // SAP's official check, in Rhai: user → Pid, the message's alternative id → Pid, compare.
+    let script = r#"
+let user = message.getHeader("SapAuthenticatedUserName");
+if user == () || user == "" { throw "no authenticated user" }
+let pid = pd.getPartnerIdOfAuthorizedUser(user);
+if pid == () { throw `user ${user} is not an authorized user` }
+let apid = message.getHeader("X-Sender-Duns");
+let mpid = pd.getPartnerId("016", "DUNS", apid);
+if mpid != pid { throw #{ status: 403, message: `User ${user} is not authorized to send messages with ID ${apid}` } }
+if message.getBody() == "loop" { loop { } }
+if message.getBody() == "bad" { throw #{ status: 422, message: "unprocessable order" } }
+message.setProperty("PartnerID", pid);
+message.setHeader("X-Region", pd.getParameter("Region", pid));
+message.setHeader("X-Alt", pd.getAlternativePartnerId("016", "DUNS", pid));
+message.setHeader("X-Users", pd.getAuthorizedUsers(pid).len().to_string());
+"#;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("check.rhai"), script).expect("script");
+    let flow = "id: scripted\nsender:\n  adapter: https\n  address: /scripted\n  roles: [ESBMessaging.send]\nsteps:\n  - script: { file: check.rhai }\nreceiver:\n  reply: { status: 200, body: \"${property.PartnerID} ${header.X-Region} ${header.X-Alt} ${header.X-Users}\" }\n";
+    let flow_file = dir.path().join("flow.yaml");
+    std::fs::write(&flow_file, flow).expect("flow");
+    s.cli_ok(&["flow", "deploy", flow_file.to_str().expect("path")]);
+
+    let call = |duns: &'static str, body: &'static str| {
+        s.http
+            .post(s.at("/http/scripted"))
+            .basic_auth(&id, Some(&secret))
+            .header("x-sender-duns", duns)
+            .body(body)
+            .send()
+    };
+    let r = call("123456789", "order").await.expect("call");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("t"), "ACME EU 123456789 1");
+    let r = call("987654321", "order").await.expect("call");
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.expect("t");
+    assert!(
+        text.contains("is not authorized to send messages with ID 987654321"),
+        "{text}"
+    );
+    let r = call("123456789", "bad").await.expect("call");
+    assert_eq!(r.status(), 422);
+    // A runaway script stops at the operation limit: the message fails, the server serves on.
+    let r = call("123456789", "loop").await.expect("call");
+    assert_eq!(r.status(), 500);
+    assert!(r.text().await.expect("t").contains("script error"));
+    assert_eq!(call("123456789", "order").await.expect("call").status(), 200);
+
+    // A script that does not compile is refused at deploy, naming the position.
+    let (st, b) = s
+        .deploy("id: broken\nsender:\n  adapter: https\n  address: /broken\nsteps:\n  - script: { source: \"let x = ;\" }\nreceiver:\n  reply: { status: 200 }\n")
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert!(b.to_string().contains("does not compile"), "{b}");
+}
+
+#[tokio::test]
+async fn cli_export_and_import_json_and_csv_with_dry_run() {
+    let s = Server::start().await;
+    seed(&s, "partner-a").await;
+    created(
+        &s,
+        "StringParameters",
+        json!({"Pid": "ACME", "Id": "Note", "Value": "line 1, \"quoted\""}),
+    )
+    .await;
+    created(
+        &s,
+        "BinaryParameters",
+        json!({"Pid": "ACME", "Id": "Schema", "ContentType": "xsd", "Value": "PHhzLz4="}),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let json_file = dir.path().join("pd.json");
+    let csv_file = dir.path().join("pd.csv");
+    s.cli_ok(&["partner", "export", json_file.to_str().expect("p")]);
+    s.cli_ok(&["partner", "export", csv_file.to_str().expect("p")]);
+    let exported: Value = serde_json::from_slice(&std::fs::read(&json_file).expect("read")).expect("json");
+    assert_eq!(exported["alternativePartners"].as_array().map(Vec::len), Some(2));
+    assert_eq!(exported["binaryParameters"][0]["Value"], "PHhzLz4=");
+    let csv = std::fs::read_to_string(&csv_file).expect("csv");
+    assert!(
+        csv.starts_with("Kind,Pid,Id,Agency,Scheme,User,Value,ContentType"),
+        "{csv}"
+    );
+
+    // On an empty server: a dry run changes nothing, the import creates everything.
+    let t = Server::start().await;
+    let out = t.cli_ok(&["partner", "import", csv_file.to_str().expect("p"), "--dry-run"]);
+    assert!(
+        out.contains("dry run: 5 to create, 0 to update, 0 unchanged"),
+        "{out}"
+    );
+    assert!(out.contains("create  AuthorizedUsers('partner-a')"), "{out}");
+    let (_, v) = pd(&t, Method::GET, "AlternativePartners", None).await;
+    assert_eq!(v["d"]["results"], json!([]));
+    let out = t.cli_ok(&["partner", "import", csv_file.to_str().expect("p")]);
+    assert!(out.contains("5 to create"), "{out}");
+    let (_, v) = pd(&t, Method::GET, "StringParameters(Pid='ACME',Id='Note')", None).await;
+    assert_eq!(v["d"]["Value"], "line 1, \"quoted\"");
+    // The imported directory is live: the authorized user holds ESBMessaging.send.
+    let (_, p) = t.admin(Method::GET, "/admin/v1/principals/partner-a", None).await;
+    assert_eq!(p["partner"], "ACME");
+
+    // Re-importing a changed JSON file updates only what differs.
+    let mut changed = exported.clone();
+    changed["authorizedUsers"][0]["Pid"] = json!("GLOBEX");
+    std::fs::write(&json_file, serde_json::to_vec(&changed).expect("json")).expect("write");
+    let out = t.cli_ok(&["partner", "import", json_file.to_str().expect("p")]);
+    assert!(out.contains("0 to create, 1 to update, 4 unchanged"), "{out}");
+
+    // Bad rows are refused with the entry named, and nothing is applied.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"alternativePartners":[{"Agency":"016","Scheme":"DUNS","Id":"1","Pid":"NEW"},{"Agency":"016","Scheme":"DUNS","Id":"2","Pid":"bad pid"}]}"#,
+    )
+    .expect("write");
+    let (ok, _, err) = t.cli(&["partner", "import", bad.to_str().expect("p")]);
+    assert!(!ok);
+    assert!(err.contains("alternativePartners[1]"), "{err}");
+    let (_, v) = pd(
+        &t,
+        Method::GET,
+        "AlternativePartners?$filter=Pid%20eq%20'NEW'",
+        None,
+    )
+    .await;
+    assert_eq!(v["d"]["results"], json!([]));
+}

@@ -8,6 +8,7 @@ mod cert_mappings;
 mod connectivity;
 mod flows;
 mod instances;
+mod partner_directory;
 mod roles;
 mod token_keys;
 mod trust;
@@ -31,6 +32,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(trust::router())
         .merge(cert_mappings::router())
         .merge(connectivity::router())
+        .merge(partner_directory::router())
 }
 
 /// The write context for an admin request.

@@ -1,0 +1,363 @@
+//! `/partner-directory`: the whole Partner Directory as one JSON document (SAP's field names),
+//! for `postern partner export` and `postern partner import`. An import creates what is new and
+//! updates what differs (it never deletes), all in one transaction; `?dryRun=true` only reports
+//! what it would do.
+
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use postern_core::partner::{
+    self, AlternativePartner, Audit, AuthorizedUser, BinaryParameter, PartnerChange, PartnerQuery,
+    PartnerRow, PartnerSet, StringParameter,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiJson, now_ms};
+use crate::state::AppState;
+
+/// Largest import document.
+const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+/// Changes listed one by one in an import answer (the counts cover all).
+const LISTED: usize = 1000;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/partner-directory", get(export)).route(
+        "/partner-directory/import",
+        post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+    )
+}
+
+/// The exchange document.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Document {
+    #[serde(default)]
+    alternative_partners: Vec<AltDoc>,
+    #[serde(default)]
+    authorized_users: Vec<UserDoc>,
+    #[serde(default)]
+    string_parameters: Vec<StringDoc>,
+    #[serde(default)]
+    binary_parameters: Vec<BinaryDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AltDoc {
+    #[serde(rename = "Agency")]
+    agency: String,
+    #[serde(rename = "Scheme")]
+    scheme: String,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Pid")]
+    pid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDoc {
+    #[serde(rename = "User")]
+    user: String,
+    #[serde(rename = "Pid")]
+    pid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StringDoc {
+    #[serde(rename = "Pid")]
+    pid: String,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BinaryDoc {
+    #[serde(rename = "Pid")]
+    pid: String,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "ContentType")]
+    content_type: String,
+    /// Base64.
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+async fn all(s: &AppState, set: PartnerSet) -> Result<Vec<PartnerRow>, ApiError> {
+    let q = PartnerQuery {
+        set,
+        conditions: vec![],
+        order_by: None,
+        top: u32::MAX,
+        skip: 0,
+    };
+    Ok(s.store().query_partners(&q).await?.0)
+}
+
+async fn export(State(s): State<AppState>, _a: Admin) -> Result<Json<Document>, ApiError> {
+    let mut doc = Document::default();
+    for set in [
+        PartnerSet::AlternativePartners,
+        PartnerSet::AuthorizedUsers,
+        PartnerSet::StringParameters,
+        PartnerSet::BinaryParameters,
+    ] {
+        for row in all(&s, set).await? {
+            match row {
+                PartnerRow::Alternative(a) => doc.alternative_partners.push(AltDoc {
+                    agency: a.agency,
+                    scheme: a.scheme,
+                    id: a.id,
+                    pid: a.pid,
+                }),
+                PartnerRow::User(u) => doc.authorized_users.push(UserDoc {
+                    user: u.user,
+                    pid: u.pid,
+                }),
+                PartnerRow::String(p) => doc.string_parameters.push(StringDoc {
+                    pid: p.pid,
+                    id: p.id,
+                    value: p.value,
+                }),
+                PartnerRow::Binary(p) => doc.binary_parameters.push(BinaryDoc {
+                    pid: p.pid,
+                    id: p.id,
+                    content_type: p.content_type,
+                    value: STANDARD.encode(&p.value),
+                }),
+                PartnerRow::Partner(_) => {}
+            }
+        }
+    }
+    Ok(Json(doc))
+}
+
+#[derive(Deserialize)]
+struct ImportOptions {
+    #[serde(default, rename = "dryRun")]
+    dry_run: Option<bool>,
+}
+
+/// One planned change, as reported.
+struct Line {
+    action: &'static str,
+    entity: String,
+}
+
+fn at(kind: &str, i: usize, e: postern_core::Error) -> ApiError {
+    ApiError::bad_request(format!("{kind}[{i}]: {e}"))
+}
+
+async fn import(
+    State(s): State<AppState>,
+    a: Admin,
+    Query(o): Query<ImportOptions>,
+    ApiJson(doc): ApiJson<Document>,
+) -> Result<Json<Value>, ApiError> {
+    let dry_run = o.dry_run.unwrap_or(false);
+    let now = now_ms();
+    let by = a.principal.name.to_string();
+    let audit = Audit {
+        created_by: by.clone(),
+        created_at: now,
+        modified_by: by.clone(),
+        modified_at: now,
+    };
+    let mut changes = Vec::new();
+    let mut lines = Vec::new();
+    let mut unchanged = 0u64;
+    let mut plan = |change: Option<PartnerChange>, action: &'static str, entity: String| match change {
+        Some(c) => {
+            changes.push(c);
+            lines.push(Line { action, entity });
+        }
+        None => unchanged += 1,
+    };
+
+    let current: HashMap<(String, String, String), String> = s
+        .store()
+        .alternative_partners()
+        .await?
+        .into_iter()
+        .map(|x| ((x.agency, x.scheme, x.id), x.pid))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in doc.alternative_partners.into_iter().enumerate() {
+        let k = "alternativePartners";
+        partner::check_agency("Agency", &d.agency).map_err(|e| at(k, i, e))?;
+        partner::check_agency("Scheme", &d.scheme).map_err(|e| at(k, i, e))?;
+        partner::check_text("Id", &d.id, partner::MAX_ALT_ID).map_err(|e| at(k, i, e))?;
+        partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
+        let key = (d.agency.clone(), d.scheme.clone(), d.id.clone());
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        }
+        let entity = format!(
+            "AlternativePartners(Agency='{}',Scheme='{}',Id='{}')",
+            d.agency, d.scheme, d.id
+        );
+        let alt = AlternativePartner {
+            agency: d.agency,
+            scheme: d.scheme,
+            id: d.id,
+            pid: d.pid,
+            audit: audit.clone(),
+        };
+        match current.get(&key) {
+            None => plan(Some(PartnerChange::InsertAlternative(alt)), "create", entity),
+            Some(pid) if *pid != alt.pid => {
+                plan(Some(PartnerChange::UpdateAlternative(alt)), "update", entity)
+            }
+            Some(_) => plan(None, "", entity),
+        }
+    }
+
+    let current: HashMap<String, String> = s
+        .store()
+        .authorized_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.user, u.pid))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in doc.authorized_users.into_iter().enumerate() {
+        let k = "authorizedUsers";
+        let user = partner::normalize_user(&d.user).map_err(|e| at(k, i, e))?;
+        partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
+        if !seen.insert(user.clone()) {
+            return Err(ApiError::bad_request(format!(
+                "{k}[{i}]: user {user} listed twice"
+            )));
+        }
+        let entity = format!("AuthorizedUsers('{user}')");
+        let u = AuthorizedUser {
+            user,
+            pid: d.pid,
+            audit: audit.clone(),
+        };
+        match current.get(&u.user) {
+            None => plan(Some(PartnerChange::InsertUser(u)), "create", entity),
+            Some(pid) if *pid != u.pid => plan(Some(PartnerChange::UpdateUser(u)), "update", entity),
+            Some(_) => plan(None, "", entity),
+        }
+    }
+
+    let current: HashMap<(String, String), String> = s
+        .store()
+        .string_parameters()
+        .await?
+        .into_iter()
+        .map(|p| ((p.pid, p.id), p.value))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in doc.string_parameters.into_iter().enumerate() {
+        let k = "stringParameters";
+        partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
+        partner::check_pid("Id", &d.id, partner::MAX_PARAM_ID).map_err(|e| at(k, i, e))?;
+        if d.value.chars().count() > partner::MAX_STRING_VALUE {
+            return Err(ApiError::bad_request(format!(
+                "{k}[{i}]: Value: give at most {} characters",
+                partner::MAX_STRING_VALUE
+            )));
+        }
+        let key = (d.pid.clone(), d.id.clone());
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        }
+        let entity = format!("StringParameters(Pid='{}',Id='{}')", d.pid, d.id);
+        let p = StringParameter {
+            pid: d.pid,
+            id: d.id,
+            value: d.value,
+            audit: audit.clone(),
+        };
+        match current.get(&key) {
+            None => plan(Some(PartnerChange::InsertString(p)), "create", entity),
+            Some(v) if *v != p.value => plan(Some(PartnerChange::UpdateString(p)), "update", entity),
+            Some(_) => plan(None, "", entity),
+        }
+    }
+
+    let current: HashMap<(String, String), (String, Vec<u8>)> = all(&s, PartnerSet::BinaryParameters)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r {
+            PartnerRow::Binary(p) => Some(((p.pid, p.id), (p.content_type, p.value))),
+            _ => None,
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in doc.binary_parameters.into_iter().enumerate() {
+        let k = "binaryParameters";
+        partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
+        partner::check_pid("Id", &d.id, partner::MAX_PARAM_ID).map_err(|e| at(k, i, e))?;
+        partner::check_content_type(&d.content_type).map_err(|e| at(k, i, e))?;
+        let value = STANDARD
+            .decode(d.value.trim())
+            .map_err(|_| ApiError::bad_request(format!("{k}[{i}]: Value is base64-encoded")))?;
+        if value.len() > partner::MAX_BINARY_VALUE {
+            return Err(ApiError::bad_request(format!(
+                "{k}[{i}]: Value is larger than {} bytes",
+                partner::MAX_BINARY_VALUE
+            )));
+        }
+        let key = (d.pid.clone(), d.id.clone());
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        }
+        let entity = format!("BinaryParameters(Pid='{}',Id='{}')", d.pid, d.id);
+        let p = BinaryParameter {
+            pid: d.pid,
+            id: d.id,
+            content_type: d.content_type,
+            value,
+            audit: audit.clone(),
+        };
+        match current.get(&key) {
+            None => plan(Some(PartnerChange::InsertBinary(p)), "create", entity),
+            Some((ct, v)) if *ct != p.content_type || *v != p.value => {
+                plan(Some(PartnerChange::UpdateBinary(p)), "update", entity)
+            }
+            Some(_) => plan(None, "", entity),
+        }
+    }
+
+    let created = lines.iter().filter(|l| l.action == "create").count();
+    let updated = lines.len() - created;
+    if !dry_run && !changes.is_empty() {
+        s.write_partners(&changes).await?;
+        let entry = postern_core::model::AuditEntry {
+            id: 0,
+            at: now,
+            actor: by,
+            action: "partner.import".into(),
+            target: "partner-directory".into(),
+            detail: json!({ "created": created, "updated": updated }).to_string(),
+            source: a.source.clone(),
+        };
+        s.store().append_audit(&[entry]).await?;
+    }
+    let listed: Vec<Value> = lines
+        .iter()
+        .take(LISTED)
+        .map(|l| json!({ "action": l.action, "entity": l.entity }))
+        .collect();
+    Ok(Json(json!({
+        "dryRun": dry_run,
+        "created": created,
+        "updated": updated,
+        "unchanged": unchanged,
+        "changes": listed,
+        "changesListed": listed.len(),
+    })))
+}
