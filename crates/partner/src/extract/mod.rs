@@ -58,6 +58,9 @@ pub struct Limits {
     pub max_xml_bytes: usize,
     /// Largest JSON payload in bytes; larger ones are refused unread.
     pub max_json_bytes: usize,
+    /// Largest XML payload an XPath that needs the DOM (predicates, functions, `//`) parses: the
+    /// tree costs about 40 times the payload. Simple paths stream and only `max_xml_bytes` applies.
+    pub max_dom_bytes: usize,
     /// Deepest element nesting in XML (the root element is level 1) and deepest array/object
     /// nesting in JSON; JSON is further capped at 127 levels by serde_json.
     ///
@@ -70,11 +73,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 16 MiB for XML and JSON, 128 levels of nesting, a 4096-byte EDI prefix.
+    /// 16 MiB for XML and JSON, 2 MiB for XML parsed into a DOM, 128 levels of nesting, a
+    /// 4096-byte EDI prefix.
     fn default() -> Self {
         Self {
             max_xml_bytes: 16 << 20,
             max_json_bytes: 16 << 20,
+            max_dom_bytes: 2 << 20,
             max_depth: 128,
             edi_prefix: 4096,
         }

@@ -480,6 +480,26 @@ fn xpath_limits_depth_and_size() {
     .expect("compiles");
     let result = extractor.extract(&no_header, ORDER_DEFAULT_NS.as_bytes());
     assert!(matches!(result, Err(ExtractError::TooLarge(m)) if m.contains("over the limit of 64 bytes")));
+
+    // The DOM has its own, lower bound; a simple path streams past it.
+    let dom_small = Limits {
+        max_dom_bytes: 64,
+        ..Limits::default()
+    };
+    let compile = |expr: &str| {
+        Extractor::compile(
+            &Source::XPath {
+                expr: expr.to_owned(),
+                namespaces: bindings(),
+            },
+            dom_small,
+        )
+        .expect("compiles")
+    };
+    let dom = compile("//p:SenderId").extract(&no_header, ORDER_DEFAULT_NS.as_bytes());
+    assert!(matches!(dom, Err(ExtractError::TooLarge(m)) if m.contains("for this XPath")));
+    let streamed = compile("/p:Order/p:Header/p:SenderId").extract(&no_header, ORDER_DEFAULT_NS.as_bytes());
+    assert!(streamed.is_ok(), "{streamed:?}");
 }
 
 #[test]

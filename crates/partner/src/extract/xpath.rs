@@ -93,6 +93,14 @@ impl XPathExtractor {
     /// The untrimmed string-value of the expression on a DOM of `body`; `None` for an empty
     /// node-set.
     pub(super) fn select_dom(&self, body: &[u8], limits: &Limits) -> Result<Option<String>, ExtractError> {
+        if body.len() > limits.max_dom_bytes {
+            return Err(ExtractError::TooLarge(format!(
+                "XML payload of {} bytes is over the limit of {} bytes for this XPath (simple paths \
+                 like /a:Order/a:Header/a:SenderId stream and take larger payloads)",
+                body.len(),
+                limits.max_dom_bytes
+            )));
+        }
         let text = text(body, limits)?;
         refuse_doctype(&text, limits.max_depth)?;
         let text = normalize_line_ends(&text);

@@ -81,12 +81,9 @@ async fn mpl_of(s: &Server, resp: &reqwest::Response) -> Value {
 async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     let s = Server::start().await;
     let (id, secret) = client_without_send(&s).await;
-    let flow = check_flow(
-        "orders-pd",
-        "/pd/orders",
-        "      partner: { xpath: \"/o:Order/o:Header/o:SenderId\", namespaces: { o: \"urn:example:order\" } }\n      alternative: { agency: \"016\", scheme: \"DUNS\" }",
-    );
-    let (st, b) = s.deploy(&flow).await;
+    // The README walkthrough's example flow.
+    let flow = include_str!("../../../../examples/orders-partner-check.yaml");
+    let (st, b) = s.deploy(flow).await;
     assert_eq!(st, 201, "{b}");
     let order = |sender: &str| {
         format!(
@@ -97,19 +94,19 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     let auth = basic(&id, &secret);
 
     // Not yet an authorized user: the instance's role is not ESBMessaging.send.
-    let r = s.call("/pd/orders", Some(&auth), &order("123456789")).await;
+    let r = s.call("/partner-orders", Some(&auth), &order("123456789")).await;
     assert_eq!(r.status(), 403);
 
     seed(&s, &id).await;
-    let r = s.call("/pd/orders", Some(&auth), &order("123456789")).await;
+    let r = s.call("/partner-orders", Some(&auth), &order("123456789")).await;
     assert_eq!(r.status(), 200);
     let mpl = mpl_of(&s, &r).await;
-    assert_eq!(r.text().await.expect("body"), "pid=ACME");
+    assert_eq!(r.text().await.expect("body"), "accepted for partner ACME");
     assert_eq!(mpl["Status"], "COMPLETED");
     assert_eq!(mpl["Sender"], "ACME");
 
     // Naming another partner: 403, MPL FAILED with the reason, nothing answered from the flow.
-    let r = s.call("/pd/orders", Some(&auth), &order("987654321")).await;
+    let r = s.call("/partner-orders", Some(&auth), &order("987654321")).await;
     assert_eq!(r.status(), 403);
     let mpl = mpl_of(&s, &r).await;
     let body: Value = r.json().await.expect("json");
@@ -137,7 +134,7 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     assert_eq!((st, err.as_str()), (200, reason.as_str()));
 
     // Unknown alternative id, a missing partner element, and malformed XML: clear 4xx.
-    let r = s.call("/pd/orders", Some(&auth), &order("000")).await;
+    let r = s.call("/partner-orders", Some(&auth), &order("000")).await;
     assert_eq!(r.status(), 403);
     assert!(
         r.text()
@@ -147,7 +144,7 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     );
     let r = s
         .call(
-            "/pd/orders",
+            "/partner-orders",
             Some(&auth),
             "<o:Order xmlns:o=\"urn:example:order\"/>",
         )
@@ -155,7 +152,7 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     assert_eq!(r.status(), 400);
     let r = s
         .call(
-            "/pd/orders",
+            "/partner-orders",
             Some(&auth),
             "<o:Order xmlns:o=\"urn:example:order\"><unclosed>",
         )
@@ -166,14 +163,14 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
     let laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\"><!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\"><!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\"><!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\"><!ENTITY lol6 \"&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;\"><!ENTITY lol7 \"&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;\"><!ENTITY lol8 \"&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;\"><!ENTITY lol9 \"&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;\">]><o:Order xmlns:o=\"urn:example:order\"><o:Header><o:SenderId>&lol9;</o:SenderId></o:Header></o:Order>";
     let xxe = "<?xml version=\"1.0\"?><!DOCTYPE o [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><o:Order xmlns:o=\"urn:example:order\"><o:Header><o:SenderId>&xxe;</o:SenderId></o:Header></o:Order>";
     for (name, body) in [("billion laughs", laughs), ("external entity", xxe)] {
-        let r = s.call("/pd/orders", Some(&auth), body).await;
+        let r = s.call("/partner-orders", Some(&auth), body).await;
         assert!(r.status().is_client_error(), "{name}: {}", r.status());
         assert!(!r.text().await.expect("t").contains("root:"), "{name}");
     }
     let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
-    let r = s.call("/pd/orders", Some(&auth), &deep).await;
+    let r = s.call("/partner-orders", Some(&auth), &deep).await;
     assert!(r.status().is_client_error(), "deep XML: {}", r.status());
-    let r = s.call("/pd/orders", Some(&auth), &order("123456789")).await;
+    let r = s.call("/partner-orders", Some(&auth), &order("123456789")).await;
     assert_eq!(r.status(), 200, "still serving");
 }
 
