@@ -13,8 +13,11 @@ pub const ROLE_API_INVOKE: &str = "API.invoke";
 pub const ROLE_ADMIN: &str = "Postern.Admin";
 /// API role: read message processing logs (SAP's `MonitoringDataRead`).
 pub const ROLE_MONITORING: &str = "MonitoringDataRead";
+/// API role: read and change the Partner Directory through `/api/v1` (SAP's role collection
+/// `AuthGroup_TenantPartnerDirectoryConfigurator`).
+pub const ROLE_PARTNER_DIRECTORY: &str = "AuthGroup_TenantPartnerDirectoryConfigurator";
 /// Roles an `api`-plan instance or a technical user may hold to use the admin APIs.
-pub const API_ROLES: [&str; 2] = [ROLE_ADMIN, ROLE_MONITORING];
+pub const API_ROLES: [&str; 3] = [ROLE_ADMIN, ROLE_MONITORING, ROLE_PARTNER_DIRECTORY];
 /// Built-in user roles: they always exist and cannot be changed or deleted.
 pub const BUILTIN_ROLES: [&str; 2] = [ROLE_SEND, ROLE_API_INVOKE];
 

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use postern_auth::authz::require_any;
 use postern_auth::{AuthFailure, Principal};
 use postern_core::ids::RoleName;
-use postern_core::model::{AuditEntry, ROLE_ADMIN, ROLE_MONITORING};
+use postern_core::model::{AuditEntry, ROLE_ADMIN, ROLE_MONITORING, ROLE_PARTNER_DIRECTORY};
 
 use crate::error::ApiError;
 use crate::state::{AppState, Live};
@@ -34,6 +34,25 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authenticate_with_roles(parts, state, &[ROLE_ADMIN]).await?;
         Ok(Admin {
+            principal,
+            source: peer(parts),
+        })
+    }
+}
+
+/// The caller of the Partner Directory API, holding `AuthGroup_TenantPartnerDirectoryConfigurator`
+/// or `Postern.Admin`.
+pub(crate) struct PartnerAdmin {
+    pub(crate) principal: Principal,
+    pub(crate) source: String,
+}
+
+impl FromRequestParts<AppState> for PartnerAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = authenticate_with_roles(parts, state, &[ROLE_PARTNER_DIRECTORY, ROLE_ADMIN]).await?;
+        Ok(PartnerAdmin {
             principal,
             source: peer(parts),
         })

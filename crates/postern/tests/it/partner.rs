@@ -971,3 +971,43 @@ async fn cli_export_and_import_json_and_csv_with_dry_run() {
     .await;
     assert_eq!(v["d"]["results"], json!([]));
 }
+
+#[tokio::test]
+async fn api_keys_with_sap_partner_directory_role() {
+    let s = Server::start().await;
+    s.instance(
+        "pd-api",
+        "api",
+        json!({"roles": ["AuthGroup_TenantPartnerDirectoryConfigurator"]}),
+    )
+    .await;
+    let (id, secret) = s.key("pd-api", "k").await;
+    let r = s
+        .http
+        .post(s.at("/api/v1/StringParameters"))
+        .basic_auth(&id, Some(&secret))
+        .json(&json!({"Pid": "ACME", "Id": "x", "Value": "y"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["d"]["CreatedBy"], id.as_str());
+    // The role opens the Partner Directory, nothing else.
+    let r = s
+        .http
+        .get(s.at("/api/v1/MessageProcessingLogs"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 403);
+    let r = s
+        .http
+        .get(s.at("/admin/v1/partner-directory"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 403);
+}

@@ -21,7 +21,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 
-use crate::extract::{Admin, Monitor};
+use crate::extract::{Admin, Monitor, PartnerAdmin};
 use crate::state::AppState;
 
 /// Largest `$batch` body.
@@ -55,7 +55,7 @@ async fn entity(
     body: Bytes,
 ) -> Response {
     if let Some(res) = partners::resource(&entity) {
-        let admin = match Admin::from_request_parts(&mut parts, &s).await {
+        let admin = match PartnerAdmin::from_request_parts(&mut parts, &s).await {
             Ok(a) => a,
             Err(e) => return e.into_response(),
         };
@@ -92,7 +92,7 @@ async fn entity(
 
 async fn partner_request(
     s: &AppState,
-    admin: &Admin,
+    admin: &PartnerAdmin,
     parts: &Parts,
     res: Result<partners::Resource, ODataError>,
     body: &[u8],
@@ -117,7 +117,7 @@ async fn partner_request(
     })
 }
 
-async fn run_batch(State(s): State<AppState>, admin: Admin, parts: Parts, body: Bytes) -> Response {
+async fn run_batch(State(s): State<AppState>, admin: PartnerAdmin, parts: Parts, body: Bytes) -> Response {
     let ct = parts
         .headers
         .get(header::CONTENT_TYPE)
