@@ -21,6 +21,8 @@ pub(crate) struct Server {
     _tmp: Option<tempfile::TempDir>,
     pub(crate) logs: Arc<Mutex<Vec<String>>>,
     pub(crate) http: reqwest::Client,
+    /// The PostgreSQL database of this server, when the suite runs on that backend.
+    pub(crate) database: Option<String>,
 }
 
 impl Server {
@@ -29,30 +31,27 @@ impl Server {
         Server::start_with(&[]).await
     }
 
-    /// Starts a server on a fresh data directory with extra `serve` arguments.
+    /// Starts a server on a fresh data directory (and, on the PostgreSQL backend, a fresh
+    /// database) with extra `serve` arguments.
     pub(crate) async fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
+        let database = fresh_database();
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(url) = &database {
+            args.extend(["--database", url.as_str()]);
+        }
         let mut s = Server::start_in_with(
             &dir,
             Arc::new(Mutex::new(Vec::new())),
             "127.0.0.1:0",
             "127.0.0.1:0",
-            extra,
+            &args,
         )
         .await;
         s._tmp = Some(tmp);
+        s.database = database;
         s
-    }
-
-    /// Starts a server on an existing data directory (a restart), appending to `logs`.
-    pub(crate) async fn start_in(
-        dir: &Path,
-        logs: Arc<Mutex<Vec<String>>>,
-        http: &str,
-        https: &str,
-    ) -> Server {
-        Server::start_in_with(dir, logs, http, https, &[]).await
     }
 
     async fn start_in_with(
@@ -115,6 +114,7 @@ impl Server {
             _tmp: None,
             logs,
             http: reqwest::Client::new(),
+            database: None,
         };
         let health = server
             .http
@@ -173,8 +173,15 @@ impl Server {
         // The same addresses again: the public URL, and so the token issuer, stay the same.
         let http = self.url.trim_start_matches("http://").to_owned();
         let https = self.https_url.trim_start_matches("https://").to_owned();
-        let mut next = Server::start_in(&self.dir.clone(), self.logs.clone(), &http, &https).await;
+        let database = self.database.take();
+        let extra: Vec<&str> = match &database {
+            Some(url) => vec!["--database", url.as_str()],
+            None => vec![],
+        };
+        let mut next =
+            Server::start_in_with(&self.dir.clone(), self.logs.clone(), &http, &https, &extra).await;
         next._tmp = self._tmp.take();
+        next.database = database;
         next
     }
 
@@ -341,6 +348,39 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The backend the suite runs on: `POSTERN_TEST_BACKEND=postgres` (with
+/// `POSTERN_TEST_POSTGRES_URL`, as `./dev/test` sets them) or SQLite.
+pub(crate) fn on_postgres() -> bool {
+    std::env::var("POSTERN_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A new, empty PostgreSQL database for one server, when the suite runs on that backend.
+fn fresh_database() -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let admin = std::env::var("POSTERN_TEST_POSTGRES_URL")
+        .expect("POSTERN_TEST_BACKEND=postgres needs POSTERN_TEST_POSTGRES_URL (./dev/test sets both)");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "it_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let out = Command::new("psql")
+        .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "creating {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
 }
 
 /// `Basic base64(user:password)`.
