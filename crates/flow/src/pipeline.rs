@@ -32,6 +32,22 @@ pub struct Processed {
 }
 
 impl Flow {
+    /// When the first step can refuse a message from the start of its body alone (a partner
+    /// check on a header or an EDI envelope), how many bytes it needs.
+    pub fn precheck_prefix(&self) -> Option<usize> {
+        self.steps.first()?.prefix()
+    }
+
+    /// Runs the first step's early refusal on a message whose body may be cut after
+    /// [`precheck_prefix`](Self::precheck_prefix) bytes. A pass decides nothing: the full
+    /// message still runs through every step.
+    pub fn precheck(&self, msg: &Message, env: &Env<'_>) -> Result<(), StepError> {
+        match self.steps.first() {
+            Some(step) if step.prefix().is_some() => step.precheck(msg, env),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs the steps and the receiver.
     pub fn process(&self, mut msg: Message, env: &Env<'_>) -> Processed {
         for step in &self.steps {

@@ -115,21 +115,49 @@ async fn process(state: &AppState, req: Request) -> Response {
     {
         return log.failed(state, ApiError::too_large(limit)).await;
     }
-    let body = match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return log.failed(state, ApiError::too_large(limit)).await;
-        }
-        Err(_) => {
-            let e = ApiError::bad_request("the request body could not be read");
-            return log.failed(state, e).await;
-        }
-    };
-    let mut msg = Message::new(body);
+    let mut msg = Message::new(bytes::Bytes::new());
     copy_headers(&parts.headers, &mut msg);
     if let Some(user) = &user {
         msg.set_header(USER_HEADER, user.as_ref());
     }
+    let mut body = Limited::new(body, limit as usize);
+    // A flow whose first step can refuse from the start of the body (a partner check on a header
+    // or an EDI envelope) refuses before the rest of a large message is read.
+    let mut head = bytes::BytesMut::new();
+    if let Some(prefix) = flow.flow.precheck_prefix() {
+        while head.len() < prefix {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        head.extend_from_slice(data);
+                    }
+                }
+                Some(Err(e)) => return log.failed(state, body_error(&*e, limit)).await,
+                None => break,
+            }
+        }
+        msg.body = head.clone().freeze();
+        let refused = {
+            let live = state.live();
+            let env = Env {
+                directory: &live.directory,
+            };
+            flow.flow.precheck(&msg, &env)
+        };
+        if let Err(e) = refused {
+            discard_limited(body).await;
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
+            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+        }
+    }
+    msg.body = match body.collect().await {
+        Ok(rest) if head.is_empty() => rest.to_bytes(),
+        Ok(rest) => {
+            head.extend_from_slice(&rest.to_bytes());
+            head.freeze()
+        }
+        Err(e) => return log.failed(state, body_error(&*e, limit)).await,
+    };
     msg.set_header("CamelHttpMethod", parts.method.as_str());
     msg.set_header("CamelHttpPath", path);
     if let Some(q) = parts.uri.query() {
@@ -171,6 +199,31 @@ async fn process(state: &AppState, req: Request) -> Response {
             log.failed(state, ApiError::new(status, e.kind, e.message)).await
         }
     }
+}
+
+/// The answer for a body that could not be read: over the flow's limit, or broken off.
+fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: u64) -> ApiError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        ApiError::too_large(limit)
+    } else {
+        ApiError::bad_request("the request body could not be read")
+    }
+}
+
+/// [`discard`] for a body already wrapped in its limit.
+async fn discard_limited(mut body: Limited<Body>) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }
 
 /// Most of an unread request body read and dropped before an early error answer.

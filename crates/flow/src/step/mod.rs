@@ -35,4 +35,16 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> &'static str;
     /// Processes the message in place.
     fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError>;
+
+    /// How many leading body bytes this step needs to decide whether the message may go on, when
+    /// that does not depend on the rest (`None`: the whole body, or the step never refuses).
+    fn prefix(&self) -> Option<usize> {
+        None
+    }
+
+    /// The refusal [`process`](Self::process) would give, decided on a message whose body may be
+    /// cut after [`prefix`](Self::prefix) bytes; changes nothing.
+    fn precheck(&self, _msg: &Message, _env: &Env<'_>) -> Result<(), StepError> {
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! EDIFACT UNB, X12 ISA, IDoc control record), maps it to a Pid through the alternative partners
 //! when configured, and lets the message on only when it is the partner of the authenticated user.
 
-use postern_partner::check::{Denied, Mapping, check};
+use postern_partner::check::{Mapping, Passed, check};
 use postern_partner::extract::{ExtractError, Extractor};
 
 use super::{Env, Step, StepError};
@@ -33,17 +33,11 @@ fn denied(message: String) -> StepError {
     }
 }
 
-impl Step for PartnerAuthorization {
-    fn kind(&self) -> &'static str {
-        "partner_authorization"
-    }
-
-    fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
-        let found = {
-            let header = |name: &str| msg.header(name);
-            self.extractor.extract(&header, &msg.body)
-        };
-        let found = found.map_err(|e| {
+impl PartnerAuthorization {
+    /// Reads the partner and runs the check, without changing the message.
+    fn decide(&self, msg: &Message, env: &Env<'_>) -> Result<Passed, StepError> {
+        let header = |name: &str| msg.header(name);
+        let found = self.extractor.extract(&header, &msg.body).map_err(|e| {
             let (status, kind) = match &e {
                 ExtractError::TooLarge(_) => (413, "payload_too_large"),
                 _ => (400, "bad_request"),
@@ -52,23 +46,36 @@ impl Step for PartnerAuthorization {
                 status,
                 kind,
                 message: format!(
-                    "partner check: {} ({}): {e}",
-                    "cannot read the partner",
+                    "partner check: cannot read the partner ({}): {e}",
                     self.extractor.describe()
                 ),
             }
         })?;
-        match check(env.directory, msg.header(USER_HEADER), &found, &self.mapping) {
-            Ok(passed) => {
-                msg.set_property("SAP_PartnerID", passed.pid.clone());
-                msg.set_property("PartnerID", passed.pid);
-                if let Some(alt) = passed.alternative_id {
-                    msg.set_property("AlternativePartnerID", alt);
-                }
-                Ok(())
-            }
-            Err(d @ Denied::NoUser) => Err(denied(d.to_string())),
-            Err(d) => Err(denied(d.to_string())),
+        check(env.directory, msg.header(USER_HEADER), &found, &self.mapping)
+            .map_err(|d| denied(d.to_string()))
+    }
+}
+
+impl Step for PartnerAuthorization {
+    fn kind(&self) -> &'static str {
+        "partner_authorization"
+    }
+
+    fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
+        let passed = self.decide(msg, env)?;
+        msg.set_property("SAP_PartnerID", passed.pid.clone());
+        msg.set_property("PartnerID", passed.pid);
+        if let Some(alt) = passed.alternative_id {
+            msg.set_property("AlternativePartnerID", alt);
         }
+        Ok(())
+    }
+
+    fn prefix(&self) -> Option<usize> {
+        self.extractor.prefix_len()
+    }
+
+    fn precheck(&self, msg: &Message, env: &Env<'_>) -> Result<(), StepError> {
+        self.decide(msg, env).map(|_| ())
     }
 }

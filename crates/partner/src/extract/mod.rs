@@ -158,6 +158,17 @@ impl Extractor {
         !matches!(self.engine, Engine::Header(_))
     }
 
+    /// How many leading body bytes suffice to extract, when the answer does not depend on the
+    /// rest: 0 for a header, the envelope prefix for EDIFACT and X12; `None` when the whole
+    /// body may be needed.
+    pub fn prefix_len(&self) -> Option<usize> {
+        match self.engine {
+            Engine::Header(_) => Some(0),
+            Engine::Edifact | Engine::X12 => Some(self.limits.edi_prefix),
+            _ => None,
+        }
+    }
+
     /// A short description for logs and the console, e.g. `xpath /Order/Header/SenderId`.
     pub fn describe(&self) -> String {
         match &self.engine {

@@ -1011,3 +1011,79 @@ async fn api_keys_with_sap_partner_directory_role() {
         .expect("get");
     assert_eq!(r.status(), 403);
 }
+
+/// Sends the head of a chunked body and then nothing more; returns the status if the server
+/// answers within `wait`, without the body ever being completed.
+async fn answer_to_unfinished_body(
+    s: &Server,
+    path: &str,
+    auth: &[u8],
+    head: &str,
+    wait: u64,
+) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n").into_bytes();
+    req.extend_from_slice(b"Authorization: ");
+    req.extend_from_slice(auth);
+    req.extend_from_slice(b"\r\n\r\n");
+    req.extend_from_slice(format!("{:x}\r\n{head}\r\n", head.len()).as_bytes());
+    tcp.write_all(&req).await.expect("send the head");
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(wait), tcp.read(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+#[tokio::test]
+async fn edi_envelope_is_checked_before_the_rest_of_the_body_arrives() {
+    let s = Server::start().await;
+    let (id, secret) = client_without_send(&s).await;
+    seed(&s, &id).await;
+    created(
+        &s,
+        "AlternativePartners",
+        json!({"Agency": "EDI", "Scheme": "14", "Id": "4000002000009", "Pid": "GLOBEX"}),
+    )
+    .await;
+    let (st, b) = s
+        .deploy(&check_flow(
+            "edi-early",
+            "/edi-early",
+            "      partner: edifact\n      qualifiers: { \"14\": { agency: \"EDI\", scheme: \"14\" } }",
+        ))
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let auth = basic(&id, &secret);
+    // 5 KiB of interchange (more than the 4 KiB envelope prefix), the rest never sent.
+    let head = format!(
+        "UNA:+.? 'UNB+UNOC:3+4000002000009:14+5000000000003:14+200101:1000+REF1'UNH+1+ORDERS:D:96A:UN'{}",
+        "FTX+AAI+++free text'".repeat(250)
+    );
+    assert_eq!(
+        answer_to_unfinished_body(&s, "/http/edi-early", &auth, &head, 10).await,
+        Some(403),
+        "refused from the envelope, without waiting for the body"
+    );
+    // The own partner's interchange is not answered before the body is complete.
+    let own = head.replace("4000002000009", "4000001000002");
+    created(
+        &s,
+        "AlternativePartners",
+        json!({"Agency": "EDI", "Scheme": "14", "Id": "4000001000002", "Pid": "ACME"}),
+    )
+    .await;
+    assert_eq!(
+        answer_to_unfinished_body(&s, "/http/edi-early", &auth, &own, 2).await,
+        None
+    );
+    // ...and passes once it is.
+    let r = s.call("/edi-early", Some(&auth), &own).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("t"), "pid=ACME");
+}
