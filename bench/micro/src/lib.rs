@@ -1,0 +1,1 @@
+//! Micro-benchmarks live in `benches/hot.rs`; run them with `cargo bench -p bench-micro`.
