@@ -48,6 +48,22 @@ impl Flow {
         }
     }
 
+    /// Runs the steps (not the receiver) on a copy of a message and reports each step's outcome,
+    /// stopping at the first that refuses: what `explain` shows. Steps are pure (they change
+    /// only the message), so nothing is forwarded or stored.
+    pub fn explain(&self, mut msg: Message, env: &Env<'_>) -> Vec<(&'static str, Result<(), StepError>)> {
+        let mut out = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let r = step.process(&mut msg, env);
+            let failed = r.is_err();
+            out.push((step.kind(), r));
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
     /// Runs the steps and the receiver.
     pub fn process(&self, mut msg: Message, env: &Env<'_>) -> Processed {
         for step in &self.steps {

@@ -1087,3 +1087,87 @@ async fn edi_envelope_is_checked_before_the_rest_of_the_body_arrives() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("t"), "pid=ACME");
 }
+
+#[tokio::test]
+async fn explain_says_why_without_running_the_flow() {
+    let s = Server::start().await;
+    let (id, secret) = client_without_send(&s).await;
+    seed(&s, &id).await;
+    let (st, b) = s
+        .deploy(include_str!("../../../../examples/orders-partner-check.yaml"))
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let auth = String::from_utf8(basic(&id, &secret)).expect("utf-8");
+    let order = |duns: &str| {
+        format!(
+            "<o:Order xmlns:o=\"urn:example:order\"><o:Header><o:SenderId>{duns}</o:SenderId></o:Header></o:Order>"
+        )
+    };
+    let explain = |body: Value| s.admin(Method::POST, "/admin/v1/explain", Some(body));
+
+    let (st, v) = explain(json!({"address": "/http/partner-orders", "headers": {"Authorization": auth}, "body": order("123456789")})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["allowed"].as_bool(), v["status"].as_u64()),
+        (Some(true), Some(200)),
+        "{v}"
+    );
+    let checks: Vec<(&str, &str)> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or(""),
+                c["result"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("route", "passed"),
+            ("authentication", "passed"),
+            ("role", "passed"),
+            ("partner_authorization", "passed")
+        ]
+    );
+    assert_eq!(v["checks"][2]["detail"]["grantedBy"], "partner-directory");
+
+    let (_, v) = explain(json!({"flow": "orders-partner-check", "headers": {"Authorization": auth}, "body": order("987654321")})).await;
+    assert_eq!(v["status"], 403);
+    let last = v["checks"]
+        .as_array()
+        .and_then(|c| c.last())
+        .cloned()
+        .expect("a check");
+    assert_eq!(last["check"], "partner_authorization");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("names partner GLOBEX"),
+        "{v}"
+    );
+
+    let wrong = String::from_utf8(basic(&id, "wrong")).expect("utf-8");
+    let (_, v) = explain(json!({"flow": "orders-partner-check", "headers": {"Authorization": wrong}})).await;
+    assert_eq!(
+        (v["status"].as_u64(), v["checks"][1]["detail"]["reason"].as_str()),
+        (Some(401), Some("bad_secret"))
+    );
+    let (_, v) = explain(json!({"address": "/nowhere"})).await;
+    assert_eq!(v["status"], 404);
+    let (st, _) = explain(json!({"flow": "x", "address": "/y"})).await;
+    assert_eq!(st, 400);
+
+    // Nothing ran for real: no message processing logs.
+    let (_, mpls) = s
+        .admin(
+            Method::GET,
+            "/api/v1/MessageProcessingLogs?$inlinecount=allpages",
+            None,
+        )
+        .await;
+    assert_eq!(mpls["d"]["__count"], "0");
+}

@@ -6,6 +6,7 @@
 mod audit;
 mod cert_mappings;
 mod connectivity;
+mod explain;
 mod flows;
 mod instances;
 mod partner_directory;
@@ -33,6 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(cert_mappings::router())
         .merge(connectivity::router())
         .merge(partner_directory::router())
+        .merge(explain::router())
 }
 
 /// The write context for an admin request.
