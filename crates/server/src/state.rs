@@ -215,8 +215,26 @@ impl AppState {
     /// Applies Partner Directory changes in one transaction and publishes the changed directory
     /// before answering, so the next request sees it.
     pub async fn write_partners(&self, changes: &[PartnerChange]) -> Result<Vec<PartnerDelta>> {
+        self.plan_and_write_partners(|_| Ok((changes.to_vec(), ())))
+            .await
+            .map(|(_, deltas)| deltas)
+    }
+
+    /// Plans Partner Directory changes against the current directory and applies them, with no
+    /// other write in between (an import's "create or update" decisions stay true).
+    pub async fn plan_and_write_partners<T>(
+        &self,
+        plan: impl FnOnce(&Directory) -> Result<(Vec<PartnerChange>, T)>,
+    ) -> Result<(T, Vec<PartnerDelta>)>
+    where
+        T: Send,
+    {
         let _guard = self.0.writes.lock().await;
-        let deltas = self.store().apply_partner_changes(changes).await?;
+        let (changes, planned) = plan(&self.0.live.load().directory)?;
+        if changes.is_empty() {
+            return Ok((planned, Vec::new()));
+        }
+        let deltas = self.store().apply_partner_changes(&changes).await?;
         let current = self.0.live.load_full();
         let mut directory = current.directory.clone();
         directory.apply(&deltas);
@@ -228,7 +246,7 @@ impl AppState {
             directory,
             version: 0,
         });
-        Ok(deltas)
+        Ok((planned, deltas))
     }
 
     /// Loads the whole Partner Directory from the store (at start).

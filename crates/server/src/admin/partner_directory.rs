@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, now_ms};
 use crate::state::AppState;
+use postern_partner::Directory;
 
 /// Largest import document.
 const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
@@ -173,24 +174,84 @@ async fn import(
         modified_by: by.clone(),
         modified_at: now,
     };
-    let mut changes = Vec::new();
-    let mut lines = Vec::new();
-    let mut unchanged = 0u64;
-    let mut plan = |change: Option<PartnerChange>, action: &'static str, entity: String| match change {
-        Some(c) => {
-            changes.push(c);
-            lines.push(Line { action, entity });
-        }
-        None => unchanged += 1,
+    let entries = validate(doc, &audit)?;
+    // Binary parameters are not in the in-memory directory; compare them with the store's.
+    let binaries: HashMap<(String, String), (String, Vec<u8>)> = if entries.binaries.is_empty() {
+        HashMap::new()
+    } else {
+        all(&s, PartnerSet::BinaryParameters)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                PartnerRow::Binary(p) => Some(((p.pid, p.id), (p.content_type, p.value))),
+                _ => None,
+            })
+            .collect()
     };
-
-    let current: HashMap<(String, String, String), String> = s
-        .store()
-        .alternative_partners()
-        .await?
-        .into_iter()
-        .map(|x| ((x.agency, x.scheme, x.id), x.pid))
+    let planned = if dry_run {
+        plan(&s.live().directory, entries, &binaries).1
+    } else {
+        let (planned, _) = s
+            .plan_and_write_partners(|directory| Ok(plan(directory, entries, &binaries)))
+            .await?;
+        planned
+    };
+    let created = planned.lines.iter().filter(|l| l.action == "create").count();
+    let updated = planned.lines.len() - created;
+    if !dry_run && !planned.lines.is_empty() {
+        let entry = postern_core::model::AuditEntry {
+            id: 0,
+            at: now,
+            actor: by,
+            action: "partner.import".into(),
+            target: "partner-directory".into(),
+            detail: json!({ "created": created, "updated": updated }).to_string(),
+            source: a.source.clone(),
+        };
+        s.store().append_audit(&[entry]).await?;
+    }
+    let listed: Vec<Value> = planned
+        .lines
+        .iter()
+        .take(LISTED)
+        .map(|l| json!({ "action": l.action, "entity": l.entity }))
         .collect();
+    Ok(Json(json!({
+        "dryRun": dry_run,
+        "created": created,
+        "updated": updated,
+        "unchanged": planned.unchanged,
+        "changes": listed,
+        "changesListed": listed.len(),
+    })))
+}
+
+/// The document's entries, checked.
+struct Entries {
+    alternatives: Vec<AlternativePartner>,
+    users: Vec<AuthorizedUser>,
+    strings: Vec<StringParameter>,
+    binaries: Vec<BinaryParameter>,
+}
+
+/// What an import does.
+struct Planned {
+    lines: Vec<Line>,
+    unchanged: u64,
+}
+
+fn twice(kind: &str, i: usize) -> ApiError {
+    ApiError::bad_request(format!("{kind}[{i}]: listed twice"))
+}
+
+/// Checks every entry (the same rules as the OData API) and refuses duplicates.
+fn validate(doc: Document, audit: &Audit) -> Result<Entries, ApiError> {
+    let mut e = Entries {
+        alternatives: Vec::with_capacity(doc.alternative_partners.len()),
+        users: Vec::with_capacity(doc.authorized_users.len()),
+        strings: Vec::with_capacity(doc.string_parameters.len()),
+        binaries: Vec::with_capacity(doc.binary_parameters.len()),
+    };
     let mut seen = std::collections::HashSet::new();
     for (i, d) in doc.alternative_partners.into_iter().enumerate() {
         let k = "alternativePartners";
@@ -198,67 +259,31 @@ async fn import(
         partner::check_agency("Scheme", &d.scheme).map_err(|e| at(k, i, e))?;
         partner::check_text("Id", &d.id, partner::MAX_ALT_ID).map_err(|e| at(k, i, e))?;
         partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
-        let key = (d.agency.clone(), d.scheme.clone(), d.id.clone());
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        if !seen.insert((d.agency.clone(), d.scheme.clone(), d.id.clone())) {
+            return Err(twice(k, i));
         }
-        let entity = format!(
-            "AlternativePartners(Agency='{}',Scheme='{}',Id='{}')",
-            d.agency, d.scheme, d.id
-        );
-        let alt = AlternativePartner {
+        e.alternatives.push(AlternativePartner {
             agency: d.agency,
             scheme: d.scheme,
             id: d.id,
             pid: d.pid,
             audit: audit.clone(),
-        };
-        match current.get(&key) {
-            None => plan(Some(PartnerChange::InsertAlternative(alt)), "create", entity),
-            Some(pid) if *pid != alt.pid => {
-                plan(Some(PartnerChange::UpdateAlternative(alt)), "update", entity)
-            }
-            Some(_) => plan(None, "", entity),
-        }
+        });
     }
-
-    let current: HashMap<String, String> = s
-        .store()
-        .authorized_users()
-        .await?
-        .into_iter()
-        .map(|u| (u.user, u.pid))
-        .collect();
     let mut seen = std::collections::HashSet::new();
     for (i, d) in doc.authorized_users.into_iter().enumerate() {
         let k = "authorizedUsers";
         let user = partner::normalize_user(&d.user).map_err(|e| at(k, i, e))?;
         partner::check_pid("Pid", &d.pid, partner::MAX_PID).map_err(|e| at(k, i, e))?;
         if !seen.insert(user.clone()) {
-            return Err(ApiError::bad_request(format!(
-                "{k}[{i}]: user {user} listed twice"
-            )));
+            return Err(twice(k, i));
         }
-        let entity = format!("AuthorizedUsers('{user}')");
-        let u = AuthorizedUser {
+        e.users.push(AuthorizedUser {
             user,
             pid: d.pid,
             audit: audit.clone(),
-        };
-        match current.get(&u.user) {
-            None => plan(Some(PartnerChange::InsertUser(u)), "create", entity),
-            Some(pid) if *pid != u.pid => plan(Some(PartnerChange::UpdateUser(u)), "update", entity),
-            Some(_) => plan(None, "", entity),
-        }
+        });
     }
-
-    let current: HashMap<(String, String), String> = s
-        .store()
-        .string_parameters()
-        .await?
-        .into_iter()
-        .map(|p| ((p.pid, p.id), p.value))
-        .collect();
     let mut seen = std::collections::HashSet::new();
     for (i, d) in doc.string_parameters.into_iter().enumerate() {
         let k = "stringParameters";
@@ -270,32 +295,16 @@ async fn import(
                 partner::MAX_STRING_VALUE
             )));
         }
-        let key = (d.pid.clone(), d.id.clone());
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        if !seen.insert((d.pid.clone(), d.id.clone())) {
+            return Err(twice(k, i));
         }
-        let entity = format!("StringParameters(Pid='{}',Id='{}')", d.pid, d.id);
-        let p = StringParameter {
+        e.strings.push(StringParameter {
             pid: d.pid,
             id: d.id,
             value: d.value,
             audit: audit.clone(),
-        };
-        match current.get(&key) {
-            None => plan(Some(PartnerChange::InsertString(p)), "create", entity),
-            Some(v) if *v != p.value => plan(Some(PartnerChange::UpdateString(p)), "update", entity),
-            Some(_) => plan(None, "", entity),
-        }
+        });
     }
-
-    let current: HashMap<(String, String), (String, Vec<u8>)> = all(&s, PartnerSet::BinaryParameters)
-        .await?
-        .into_iter()
-        .filter_map(|r| match r {
-            PartnerRow::Binary(p) => Some(((p.pid, p.id), (p.content_type, p.value))),
-            _ => None,
-        })
-        .collect();
     let mut seen = std::collections::HashSet::new();
     for (i, d) in doc.binary_parameters.into_iter().enumerate() {
         let k = "binaryParameters";
@@ -311,53 +320,73 @@ async fn import(
                 partner::MAX_BINARY_VALUE
             )));
         }
-        let key = (d.pid.clone(), d.id.clone());
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_request(format!("{k}[{i}]: listed twice")));
+        if !seen.insert((d.pid.clone(), d.id.clone())) {
+            return Err(twice(k, i));
         }
-        let entity = format!("BinaryParameters(Pid='{}',Id='{}')", d.pid, d.id);
-        let p = BinaryParameter {
+        e.binaries.push(BinaryParameter {
             pid: d.pid,
             id: d.id,
             content_type: d.content_type,
             value,
             audit: audit.clone(),
-        };
-        match current.get(&key) {
-            None => plan(Some(PartnerChange::InsertBinary(p)), "create", entity),
-            Some((ct, v)) if *ct != p.content_type || *v != p.value => {
-                plan(Some(PartnerChange::UpdateBinary(p)), "update", entity)
-            }
-            Some(_) => plan(None, "", entity),
+        });
+    }
+    Ok(e)
+}
+
+/// Compares the entries with the current directory: new ones are created, changed ones updated.
+fn plan(
+    directory: &Directory,
+    e: Entries,
+    binaries: &HashMap<(String, String), (String, Vec<u8>)>,
+) -> (Vec<PartnerChange>, Planned) {
+    let mut changes = Vec::new();
+    let mut p = Planned {
+        lines: Vec::new(),
+        unchanged: 0,
+    };
+    let mut add = |change: PartnerChange, action: &'static str, entity: String| {
+        changes.push(change);
+        p.lines.push(Line { action, entity });
+    };
+    let mut unchanged = 0u64;
+    for a in e.alternatives {
+        let entity = format!(
+            "AlternativePartners(Agency='{}',Scheme='{}',Id='{}')",
+            a.agency, a.scheme, a.id
+        );
+        match directory.partner_of_alternative(&a.agency, &a.scheme, &a.id) {
+            None => add(PartnerChange::InsertAlternative(a), "create", entity),
+            Some(pid) if pid != a.pid => add(PartnerChange::UpdateAlternative(a), "update", entity),
+            Some(_) => unchanged += 1,
         }
     }
-
-    let created = lines.iter().filter(|l| l.action == "create").count();
-    let updated = lines.len() - created;
-    if !dry_run && !changes.is_empty() {
-        s.write_partners(&changes).await?;
-        let entry = postern_core::model::AuditEntry {
-            id: 0,
-            at: now,
-            actor: by,
-            action: "partner.import".into(),
-            target: "partner-directory".into(),
-            detail: json!({ "created": created, "updated": updated }).to_string(),
-            source: a.source.clone(),
-        };
-        s.store().append_audit(&[entry]).await?;
+    for u in e.users {
+        let entity = format!("AuthorizedUsers('{}')", u.user);
+        match directory.partner_of_user(&u.user) {
+            None => add(PartnerChange::InsertUser(u), "create", entity),
+            Some(pid) if pid != u.pid => add(PartnerChange::UpdateUser(u), "update", entity),
+            Some(_) => unchanged += 1,
+        }
     }
-    let listed: Vec<Value> = lines
-        .iter()
-        .take(LISTED)
-        .map(|l| json!({ "action": l.action, "entity": l.entity }))
-        .collect();
-    Ok(Json(json!({
-        "dryRun": dry_run,
-        "created": created,
-        "updated": updated,
-        "unchanged": unchanged,
-        "changes": listed,
-        "changesListed": listed.len(),
-    })))
+    for s in e.strings {
+        let entity = format!("StringParameters(Pid='{}',Id='{}')", s.pid, s.id);
+        match directory.string_parameter(&s.pid, &s.id) {
+            None => add(PartnerChange::InsertString(s), "create", entity),
+            Some(v) if v != s.value => add(PartnerChange::UpdateString(s), "update", entity),
+            Some(_) => unchanged += 1,
+        }
+    }
+    for b in e.binaries {
+        let entity = format!("BinaryParameters(Pid='{}',Id='{}')", b.pid, b.id);
+        match binaries.get(&(b.pid.clone(), b.id.clone())) {
+            None => add(PartnerChange::InsertBinary(b), "create", entity),
+            Some((ct, v)) if *ct != b.content_type || *v != b.value => {
+                add(PartnerChange::UpdateBinary(b), "update", entity)
+            }
+            Some(_) => unchanged += 1,
+        }
+    }
+    p.unchanged = unchanged;
+    (changes, p)
 }
