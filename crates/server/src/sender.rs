@@ -145,7 +145,7 @@ async fn process(state: &AppState, req: Request) -> Response {
             flow.flow.precheck(&msg, &env)
         };
         if let Err(e) = refused {
-            discard_limited(body).await;
+            discard(body).await;
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
             return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
         }
@@ -210,22 +210,6 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: u64) -
     }
 }
 
-/// [`discard`] for a body already wrapped in its limit.
-async fn discard_limited(mut body: Limited<Body>) {
-    let drain = async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                seen += data.len();
-                if seen > DISCARD_LIMIT {
-                    break;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
-}
-
 /// Most of an unread request body read and dropped before an early error answer.
 const DISCARD_LIMIT: usize = 64 * 1024;
 /// Longest time spent reading it.
@@ -235,7 +219,10 @@ const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// HTTP/2 reset the stream and HTTP/1.1 close the connection, which many clients report as an
 /// error instead of showing the 401/403/404. Bounded in size and time, so it cannot be used to
 /// hold the server.
-async fn discard(mut body: Body) {
+async fn discard<B>(mut body: B)
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Unpin,
+{
     let drain = async {
         let mut seen = 0usize;
         while let Some(Ok(frame)) = body.frame().await {

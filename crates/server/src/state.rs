@@ -235,17 +235,9 @@ impl AppState {
             return Ok((planned, Vec::new()));
         }
         let deltas = self.store().apply_partner_changes(&changes).await?;
-        let current = self.0.live.load_full();
-        let mut directory = current.directory.clone();
+        let mut directory = self.0.live.load().directory.clone();
         directory.apply(&deltas);
-        self.publish(Live {
-            security: current.security.clone(),
-            flows: current.flows.clone(),
-            tokens: current.tokens.clone(),
-            tls: current.tls.clone(),
-            directory,
-            version: 0,
-        });
+        self.publish_directory(directory);
         Ok((planned, deltas))
     }
 
@@ -267,6 +259,12 @@ impl AppState {
             ms = started.elapsed().as_millis() as u64,
             "partner directory loaded"
         );
+        self.publish_directory(directory);
+        Ok(())
+    }
+
+    /// Publishes the current snapshot with another Partner Directory.
+    fn publish_directory(&self, directory: Directory) {
         let current = self.0.live.load_full();
         self.publish(Live {
             security: current.security.clone(),
@@ -276,7 +274,6 @@ impl AppState {
             directory,
             version: 0,
         });
-        Ok(())
     }
 
     /// Stores a new snapshot under the next version.

@@ -662,36 +662,16 @@ async fn every_extractor_on_realistic_messages() {
     let s = Server::start().await;
     let (id, secret) = client_without_send(&s).await;
     seed(&s, &id).await;
-    created(
-        &s,
-        "AlternativePartners",
-        json!({"Agency": "EDI", "Scheme": "14", "Id": "4000001000002", "Pid": "ACME"}),
-    )
-    .await;
-    created(
-        &s,
-        "AlternativePartners",
-        json!({"Agency": "EDI", "Scheme": "14", "Id": "4000002000009", "Pid": "GLOBEX"}),
-    )
-    .await;
-    created(
-        &s,
-        "AlternativePartners",
-        json!({"Agency": "X12", "Scheme": "ZZ", "Id": "ACMESENDER", "Pid": "ACME"}),
-    )
-    .await;
-    created(
-        &s,
-        "AlternativePartners",
-        json!({"Agency": "X12", "Scheme": "ZZ", "Id": "GLOBEXSEND", "Pid": "GLOBEX"}),
-    )
-    .await;
-    created(
-        &s,
-        "AlternativePartners",
-        json!({"Agency": "SAP", "Scheme": "KU", "Id": "0000100001", "Pid": "ACME"}),
-    )
-    .await;
+    for (agency, scheme, alt, pid) in [
+        ("EDI", "14", "4000001000002", "ACME"),
+        ("EDI", "14", "4000002000009", "GLOBEX"),
+        ("X12", "ZZ", "ACMESENDER", "ACME"),
+        ("X12", "ZZ", "GLOBEXSEND", "GLOBEX"),
+        ("SAP", "KU", "0000100001", "ACME"),
+    ] {
+        let body = json!({"Agency": agency, "Scheme": scheme, "Id": alt, "Pid": pid});
+        created(&s, "AlternativePartners", body).await;
+    }
     let auth = basic(&id, &secret);
 
     let json_order = |p: &str| {

@@ -60,9 +60,15 @@ fn number(name: &str, v: Option<&str>, default: u32) -> Result<u32, ODataError> 
 
 fn order(text: Option<&str>) -> Result<Option<(MplField, bool)>, ODataError> {
     let Some(text) = text else { return Ok(None) };
+    let (name, desc) = orderby(text)?;
+    let f = field(name).ok_or_else(|| bad(format!("cannot order by {name}")))?;
+    Ok(Some((f, desc)))
+}
+
+/// Splits `$orderby=<Property> [asc|desc]` (one property).
+pub(super) fn orderby(text: &str) -> Result<(&str, bool), ODataError> {
     let mut parts = text.split_whitespace();
     let name = parts.next().ok_or_else(|| bad("$orderby needs a property"))?;
-    let f = field(name).ok_or_else(|| bad(format!("cannot order by {name}")))?;
     let desc = match parts.next() {
         None | Some("asc") => false,
         Some("desc") => true,
@@ -71,7 +77,7 @@ fn order(text: Option<&str>) -> Result<Option<(MplField, bool)>, ODataError> {
     if parts.next().is_some() || text.contains(',') {
         return Err(bad("$orderby takes one property"));
     }
-    Ok(Some((f, desc)))
+    Ok((name, desc))
 }
 
 fn check_format(o: &Options) -> Result<(), ODataError> {

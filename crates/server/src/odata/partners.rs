@@ -377,16 +377,7 @@ pub(crate) async fn list(s: &AppState, set: PartnerSet, o: &ListOptions) -> Resu
     let order_by = match o.orderby.as_deref() {
         None => None,
         Some(text) => {
-            let mut parts = text.split_whitespace();
-            let name = parts.next().ok_or_else(|| bad("$orderby needs a property"))?;
-            let desc = match parts.next() {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(other) => return Err(bad(format!("unknown sort direction {other}; use asc or desc"))),
-            };
-            if parts.next().is_some() || text.contains(',') {
-                return Err(bad("$orderby takes one property"));
-            }
+            let (name, desc) = super::mpl::orderby(text)?;
             match prop(set, name) {
                 Some(Prop::Field(f)) => Some((f, desc)),
                 Some(Prop::Hex) => None,
