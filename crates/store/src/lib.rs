@@ -1,8 +1,10 @@
-//! Postern's storage: repository traits grouped by capability, and their SQLite implementation
-//! (the embedded default). Callers hold an `Arc<dyn Store>`; a PostgreSQL backend implements the
-//! same traits without touching them. Queries are plain runtime SQL (no compile-time database).
+//! Postern's storage: repository traits grouped by capability, and their implementations on
+//! SQLite (the embedded default, one node) and PostgreSQL (several nodes on one database).
+//! Callers hold an `Arc<dyn Store>`. Queries are plain runtime SQL (no compile-time database).
 
+mod common;
 mod ctx;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -18,6 +20,7 @@ use postern_core::partner::{
 };
 
 pub use ctx::Ctx;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Who uses a role; a role in use cannot be deleted.

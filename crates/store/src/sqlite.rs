@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::common::{corrupt, count, fingerprint, json_list, mpl_column, push_where, storage, to_json};
 use crate::{
     AuditStore, CertMappingStore, FlowStore, InstanceStore, MplStore, RoleStore, RoleUsage, TokenKeyStore,
     TrustStore, UserStore,
@@ -71,28 +72,6 @@ impl SqliteStore {
         self.write.close().await;
         self.read.close().await;
     }
-}
-
-fn storage(e: sqlx::Error) -> Error {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("already exists".into()),
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            Error::Unavailable(e.to_string())
-        }
-        _ => Error::Internal(format!("database: {e}")),
-    }
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("stored {what} is invalid: {e}"))
-}
-
-fn json_list(text: &str) -> Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| corrupt("list", e))
-}
-
-fn to_json(list: &[String]) -> String {
-    serde_json::Value::from(list.to_vec()).to_string()
 }
 
 #[async_trait]
@@ -353,9 +332,7 @@ fn key_row(row: &sqlx::sqlite::SqliteRow) -> Result<ServiceKey> {
     ) {
         (Some(pem), Some(sha), Some(not_after)) => Some(BoundCertificate {
             pem,
-            sha256: sha
-                .try_into()
-                .map_err(|_| corrupt("certificate fingerprint", "length"))?,
+            sha256: fingerprint("certificate fingerprint", sha)?,
             not_after,
         }),
         _ => None,
@@ -584,11 +561,11 @@ impl MplStore for SqliteStore {
         let mut sql = String::from(
             "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error FROM mpl",
         );
-        push_where(&mut sql, &query.conditions);
+        push_where(&mut sql, mpl_comparisons(&query.conditions), |_| "?".into());
         let (field, desc) = query.order_by.unwrap_or((MplField::LogEnd, true));
         sql.push_str(&format!(
             " ORDER BY {} {}, guid LIMIT ? OFFSET ?",
-            column(field),
+            mpl_column(field),
             if desc { "DESC" } else { "ASC" }
         ));
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -606,7 +583,7 @@ impl MplStore for SqliteStore {
 
     async fn count_mpls(&self, conditions: &[Condition]) -> Result<u64> {
         let mut sql = String::from("SELECT COUNT(*) FROM mpl");
-        push_where(&mut sql, conditions);
+        push_where(&mut sql, mpl_comparisons(conditions), |_| "?".into());
         let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
         for c in conditions {
             q = match &c.value {
@@ -615,24 +592,13 @@ impl MplStore for SqliteStore {
             };
         }
         let n = q.fetch_one(&self.read).await.map_err(storage)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(count(n))
     }
 }
 
-/// Builds the WHERE clause from whitelisted columns and fixed operators; values are bound.
-fn push_where(sql: &mut String, conditions: &[Condition]) {
-    for (i, c) in conditions.iter().enumerate() {
-        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-        let op = match c.op {
-            CmpOp::Eq => "=",
-            CmpOp::Ne => "<>",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-        };
-        sql.push_str(&format!("{} {op} ?", column(c.field)));
-    }
+/// The columns and operators of MPL conditions, for [`push_where`].
+fn mpl_comparisons(conditions: &[Condition]) -> impl Iterator<Item = (&'static str, CmpOp)> + '_ {
+    conditions.iter().map(|c| (mpl_column(c.field), c.op))
 }
 
 fn bind_literal<'q>(
@@ -642,18 +608,6 @@ fn bind_literal<'q>(
     match value {
         Literal::Text(t) => q.bind(t.clone()),
         Literal::Time(t) => q.bind(*t),
-    }
-}
-
-fn column(field: MplField) -> &'static str {
-    match field {
-        MplField::MessageGuid => "guid",
-        MplField::IntegrationFlowName => "flow_id",
-        MplField::Status => "status",
-        MplField::LogStart => "log_start",
-        MplField::LogEnd => "log_end",
-        MplField::Sender => "sender",
-        MplField::Receiver => "receiver",
     }
 }
 
@@ -783,7 +737,7 @@ impl TrustStore for SqliteStore {
             .map(|row| {
                 let sha: Vec<u8> = row.get("sha256");
                 Ok(TrustedCa {
-                    sha256: sha.try_into().map_err(|_| corrupt("CA fingerprint", "length"))?,
+                    sha256: fingerprint("CA fingerprint", sha)?,
                     pem: row.get("pem"),
                     subject: row.get("subject"),
                     not_after: row.get("not_after"),
@@ -835,9 +789,7 @@ impl CertMappingStore for SqliteStore {
                 let sha: Vec<u8> = row.get("sha256");
                 Ok(CertMapping {
                     id: row.get("id"),
-                    sha256: sha
-                        .try_into()
-                        .map_err(|_| corrupt("mapping fingerprint", "length"))?,
+                    sha256: fingerprint("mapping fingerprint", sha)?,
                     user: row.get("user_name"),
                     pem: row.get("pem"),
                     subject: row.get("subject"),

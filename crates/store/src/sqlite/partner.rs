@@ -2,10 +2,10 @@
 //! transaction; it answers with what changed for the in-memory directory.
 
 use async_trait::async_trait;
-use postern_core::mpl::{CmpOp, Literal};
+use postern_core::mpl::Literal;
 use postern_core::partner::{
-    AlternativePartner, Audit, AuthorizedUser, BinaryParameter, PartnerChange, PartnerDelta, PartnerField,
-    PartnerKind, PartnerQuery, PartnerRow, PartnerSet, StringParameter, hex_upper,
+    AlternativePartner, Audit, AuthorizedUser, BinaryParameter, PartnerChange, PartnerDelta, PartnerKind,
+    PartnerQuery, PartnerRow, PartnerSet, StringParameter, hex_upper,
 };
 use postern_core::{Error, Result};
 use sqlx::sqlite::SqliteRow;
@@ -13,6 +13,10 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{SqliteStore, storage};
 use crate::PartnerStore;
+use crate::common::{
+    alternative_insert_conflict, alternative_update_conflict, delta, in_change_set, key, name_conflict,
+    partner_column, partner_order, partner_table, push_where, user_insert_conflict,
+};
 
 fn audit(row: &SqliteRow) -> Audit {
     Audit {
@@ -64,10 +68,7 @@ const AUDIT_COLS: &str = "created_by, created_at, modified_by, modified_at";
 
 /// Turns a unique violation into a conflict that names the entry.
 fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| match storage(e) {
-        Error::Conflict(_) => Error::Conflict(what()),
-        other => other,
-    }
+    move |e| name_conflict(storage(e), what)
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -84,13 +85,9 @@ async fn ensure_partner(tx: &mut Tx<'_>, pid: &str, by: &str, at: i64) -> Result
     Ok(())
 }
 
-fn alt_key(agency: &str, scheme: &str, id: &str) -> String {
-    format!("AlternativePartners(Agency='{agency}',Scheme='{scheme}',Id='{id}')")
-}
-
 async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<PartnerDelta>) -> Result<()> {
     match change {
-        PartnerChange::DeletePartner { pid, keep } => delete_partner(tx, pid, keep, out).await?,
+        PartnerChange::DeletePartner { pid, keep } => return delete_partner(tx, pid, keep, out).await,
         PartnerChange::InsertAlternative(a) => {
             ensure_partner(tx, &a.pid, &a.audit.created_by, a.audit.created_at).await?;
             sqlx::query(
@@ -110,21 +107,7 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .bind(a.audit.modified_at)
             .execute(&mut **tx)
             .await
-            .map_err(conflict(|| {
-                format!(
-                    "{} exists, or partner {} already has an alternative partner of agency {} and scheme {}",
-                    alt_key(&a.agency, &a.scheme, &a.id),
-                    a.pid,
-                    a.agency,
-                    a.scheme
-                )
-            }))?;
-            out.push(PartnerDelta::Alternative {
-                agency: a.agency.clone(),
-                scheme: a.scheme.clone(),
-                id: a.id.clone(),
-                pid: Some(a.pid.clone()),
-            });
+            .map_err(conflict(|| alternative_insert_conflict(a)))?;
         }
         PartnerChange::UpdateAlternative(a) => {
             ensure_partner(tx, &a.pid, &a.audit.modified_by, a.audit.modified_at).await?;
@@ -140,21 +123,10 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .bind(hex_upper(&a.id))
             .execute(&mut **tx)
             .await
-            .map_err(conflict(|| {
-                format!(
-                    "partner {} already has an alternative partner of agency {} and scheme {}",
-                    a.pid, a.agency, a.scheme
-                )
-            }))?;
+            .map_err(conflict(|| alternative_update_conflict(a)))?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(alt_key(&a.agency, &a.scheme, &a.id)));
+                return Err(Error::NotFound(key::alternative(&a.agency, &a.scheme, &a.id)));
             }
-            out.push(PartnerDelta::Alternative {
-                agency: a.agency.clone(),
-                scheme: a.scheme.clone(),
-                id: a.id.clone(),
-                pid: Some(a.pid.clone()),
-            });
         }
         PartnerChange::DeleteAlternative { agency, scheme, id } => {
             let done = sqlx::query(
@@ -167,14 +139,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .await
             .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(alt_key(agency, scheme, id)));
+                return Err(Error::NotFound(key::alternative(agency, scheme, id)));
             }
-            out.push(PartnerDelta::Alternative {
-                agency: agency.clone(),
-                scheme: scheme.clone(),
-                id: id.clone(),
-                pid: None,
-            });
         }
         PartnerChange::InsertUser(u) => {
             ensure_partner(tx, &u.pid, &u.audit.created_by, u.audit.created_at).await?;
@@ -190,13 +156,7 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .bind(u.audit.modified_at)
             .execute(&mut **tx)
             .await
-            .map_err(conflict(|| {
-                format!("AuthorizedUsers('{}') exists: a user belongs to one partner", u.user)
-            }))?;
-            out.push(PartnerDelta::User {
-                user: u.user.clone(),
-                pid: Some(u.pid.clone()),
-            });
+            .map_err(conflict(|| user_insert_conflict(u)))?;
         }
         PartnerChange::UpdateUser(u) => {
             ensure_partner(tx, &u.pid, &u.audit.modified_by, u.audit.modified_at).await?;
@@ -211,12 +171,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .await
             .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!("AuthorizedUsers('{}')", u.user)));
+                return Err(Error::NotFound(key::user(&u.user)));
             }
-            out.push(PartnerDelta::User {
-                user: u.user.clone(),
-                pid: Some(u.pid.clone()),
-            });
         }
         PartnerChange::DeleteUser { user } => {
             let done = sqlx::query("DELETE FROM authorized_users WHERE user_name = ?")
@@ -225,12 +181,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
                 .await
                 .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!("AuthorizedUsers('{user}')")));
+                return Err(Error::NotFound(key::user(user)));
             }
-            out.push(PartnerDelta::User {
-                user: user.clone(),
-                pid: None,
-            });
         }
         PartnerChange::InsertString(p) => {
             ensure_partner(tx, &p.pid, &p.audit.created_by, p.audit.created_at).await?;
@@ -247,12 +199,7 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .bind(p.audit.modified_at)
             .execute(&mut **tx)
             .await
-            .map_err(conflict(|| format!("StringParameters(Pid='{}',Id='{}') exists", p.pid, p.id)))?;
-            out.push(PartnerDelta::String {
-                pid: p.pid.clone(),
-                id: p.id.clone(),
-                value: Some(p.value.clone()),
-            });
+            .map_err(conflict(|| format!("{} exists", key::string(&p.pid, &p.id))))?;
         }
         PartnerChange::UpdateString(p) => {
             let done = sqlx::query(
@@ -267,16 +214,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .await
             .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!(
-                    "StringParameters(Pid='{}',Id='{}')",
-                    p.pid, p.id
-                )));
+                return Err(Error::NotFound(key::string(&p.pid, &p.id)));
             }
-            out.push(PartnerDelta::String {
-                pid: p.pid.clone(),
-                id: p.id.clone(),
-                value: Some(p.value.clone()),
-            });
         }
         PartnerChange::DeleteString { pid, id } => {
             let done = sqlx::query("DELETE FROM string_parameters WHERE pid = ? AND id = ?")
@@ -286,15 +225,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
                 .await
                 .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!(
-                    "StringParameters(Pid='{pid}',Id='{id}')"
-                )));
+                return Err(Error::NotFound(key::string(pid, id)));
             }
-            out.push(PartnerDelta::String {
-                pid: pid.clone(),
-                id: id.clone(),
-                value: None,
-            });
         }
         PartnerChange::InsertBinary(p) => {
             ensure_partner(tx, &p.pid, &p.audit.created_by, p.audit.created_at).await?;
@@ -312,13 +244,7 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .bind(p.audit.modified_at)
             .execute(&mut **tx)
             .await
-            .map_err(conflict(|| {
-                format!("BinaryParameters(Pid='{}',Id='{}') exists", p.pid, p.id)
-            }))?;
-            out.push(PartnerDelta::Binary {
-                pid: p.pid.clone(),
-                id: p.id.clone(),
-            });
+            .map_err(conflict(|| format!("{} exists", key::binary(&p.pid, &p.id))))?;
         }
         PartnerChange::UpdateBinary(p) => {
             let done = sqlx::query(
@@ -335,15 +261,8 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
             .await
             .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!(
-                    "BinaryParameters(Pid='{}',Id='{}')",
-                    p.pid, p.id
-                )));
+                return Err(Error::NotFound(key::binary(&p.pid, &p.id)));
             }
-            out.push(PartnerDelta::Binary {
-                pid: p.pid.clone(),
-                id: p.id.clone(),
-            });
         }
         PartnerChange::DeleteBinary { pid, id } => {
             let done = sqlx::query("DELETE FROM binary_parameters WHERE pid = ? AND id = ?")
@@ -353,16 +272,11 @@ async fn apply_one(tx: &mut Tx<'_>, change: &PartnerChange, out: &mut Vec<Partne
                 .await
                 .map_err(storage)?;
             if done.rows_affected() == 0 {
-                return Err(Error::NotFound(format!(
-                    "BinaryParameters(Pid='{pid}',Id='{id}')"
-                )));
+                return Err(Error::NotFound(key::binary(pid, id)));
             }
-            out.push(PartnerDelta::Binary {
-                pid: pid.clone(),
-                id: id.clone(),
-            });
         }
     }
+    out.extend(delta(change));
     Ok(())
 }
 
@@ -379,7 +293,7 @@ async fn delete_partner(
         .await
         .map_err(storage)?;
     if exists == 0 {
-        return Err(Error::NotFound(format!("Partners('{pid}')")));
+        return Err(Error::NotFound(key::partner(pid)));
     }
     if !keep.contains(&PartnerKind::AlternativePartners) {
         let rows = sqlx::query("DELETE FROM alternative_partners WHERE pid = ? RETURNING agency, scheme, id")
@@ -439,63 +353,14 @@ async fn delete_partner(
     Ok(())
 }
 
-/// The table and key order of an entity set.
-fn table(set: PartnerSet) -> (&'static str, &'static str, &'static str) {
-    match set {
-        PartnerSet::Partners => ("partners", "pid", "pid"),
-        PartnerSet::AlternativePartners => (
-            "alternative_partners",
-            "agency, scheme, id, pid, created_by, created_at, modified_by, modified_at",
-            "agency, scheme, id",
-        ),
-        PartnerSet::AuthorizedUsers => (
-            "authorized_users",
-            "user_name, pid, created_by, created_at, modified_by, modified_at",
-            "user_name",
-        ),
-        PartnerSet::StringParameters => (
-            "string_parameters",
-            "pid, id, value, created_by, created_at, modified_by, modified_at",
-            "pid, id",
-        ),
-        PartnerSet::BinaryParameters => (
-            "binary_parameters",
-            "pid, id, content_type, value, created_by, created_at, modified_by, modified_at",
-            "pid, id",
-        ),
-    }
-}
-
-fn column(field: PartnerField) -> &'static str {
-    match field {
-        PartnerField::Pid => "pid",
-        PartnerField::Id => "id",
-        PartnerField::Agency => "agency",
-        PartnerField::Scheme => "scheme",
-        PartnerField::User => "user_name",
-        PartnerField::Value => "value",
-        PartnerField::ContentType => "content_type",
-        PartnerField::CreatedBy => "created_by",
-        PartnerField::LastModifiedBy => "modified_by",
-        PartnerField::CreatedTime => "created_at",
-        PartnerField::LastModifiedTime => "modified_at",
-    }
-}
-
+/// ` WHERE ...` of a query, with `?` placeholders.
 fn where_clause(q: &PartnerQuery) -> String {
     let mut sql = String::new();
-    for (i, c) in q.conditions.iter().enumerate() {
-        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-        let op = match c.op {
-            CmpOp::Eq => "=",
-            CmpOp::Ne => "<>",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-        };
-        sql.push_str(&format!("{} {op} ?", column(c.field)));
-    }
+    push_where(
+        &mut sql,
+        q.conditions.iter().map(|c| (partner_column(c.field), c.op)),
+        |_| "?".into(),
+    );
     sql
 }
 
@@ -538,7 +403,7 @@ impl PartnerStore for SqliteStore {
         for (i, change) in changes.iter().enumerate() {
             if let Err(e) = apply_one(&mut tx, change, &mut out).await {
                 // Dropping the transaction rolls back everything before the failed change.
-                return Err(if changes.len() > 1 { in_request(i, e) } else { e });
+                return Err(in_change_set(changes.len(), i, e));
             }
         }
         tx.commit().await.map_err(storage)?;
@@ -546,12 +411,9 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn query_partners(&self, q: &PartnerQuery) -> Result<(Vec<PartnerRow>, u64)> {
-        let (table, cols, key) = table(q.set);
+        let (table, cols, key) = partner_table(q.set);
         let filter = where_clause(q);
-        let order = match q.order_by {
-            Some((f, desc)) => format!("{} {}, {key}", column(f), if desc { "DESC" } else { "ASC" }),
-            None => key.to_owned(),
-        };
+        let order = partner_order(q.order_by, key);
         let sql = format!("SELECT {cols} FROM {table}{filter} ORDER BY {order} LIMIT ? OFFSET ?");
         let mut query = sqlx::query(AssertSqlSafe(sql));
         let mut count =
@@ -585,20 +447,6 @@ impl PartnerStore for SqliteStore {
                 PartnerSet::BinaryParameters => PartnerRow::Binary(binary(r)),
             })
             .collect();
-        Ok((rows, u64::try_from(total).unwrap_or(0)))
-    }
-}
-
-/// Names the request of a change set that failed.
-fn in_request(i: usize, e: Error) -> Error {
-    let n = i + 1;
-    match e {
-        Error::NotFound(m) => Error::NotFound(format!("{m} (change {n})")),
-        Error::Conflict(m) => Error::Conflict(format!("change {n}: {m}")),
-        Error::Invalid { field, message } => Error::Invalid {
-            field: format!("change {n}: {field}"),
-            message,
-        },
-        other => other,
+        Ok((rows, crate::common::count(total)))
     }
 }

@@ -1,6 +1,45 @@
+//! The store tests, run on both backends with the same bodies: each body takes a `&dyn Store`
+//! and `on_both_backends!` runs it on a fresh SQLite file and on a fresh PostgreSQL database
+//! (`POSTERN_TEST_POSTGRES_URL`; see `postgres/test_db.rs`).
+
 use postern_core::model::ROLE_SEND;
 
 use super::*;
+use crate::Store;
+
+/// For each body, a module with a `sqlite` and a `postgres` test that run it.
+macro_rules! on_both_backends {
+    ($($body:ident),+ $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                let (_dir, store) = super::store().await;
+                super::$body(&store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                crate::postgres::test_db::run(|store| async move { super::$body(&store).await }).await;
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    builtin_roles_are_seeded_and_roles_in_use_are_kept,
+    instances_keys_cascade,
+    mpl_queries_filter_sort_and_page,
+    partner_directory_keys_uniqueness_cascade_and_rollback,
+    lists_sort_by_bytes_whatever_the_locale,
+    users_hold_roles_and_role_descriptions_change,
+    flows_replace_and_keep_addresses_unique,
+    certificate_keys_bind_one_certificate,
+    token_keys_rotate_to_one_current_key_and_purge,
+    trusted_cas_and_cert_mappings_are_unique_by_certificate,
+    audit_pages_newest_first,
+    mpl_keeps_the_first_entry_of_a_guid,
+    partner_directory_pages_updates_and_names_the_failing_change,
+);
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -33,9 +72,7 @@ fn instance(name: &str, roles: &[&str]) -> ServiceInstance {
     }
 }
 
-#[tokio::test]
-async fn builtin_roles_are_seeded_and_roles_in_use_are_kept() {
-    let (_dir, s) = store().await;
+async fn builtin_roles_are_seeded_and_roles_in_use_are_kept(s: &dyn Store) {
     assert!(s.role(ROLE_SEND).await.expect("read").expect("seeded").builtin);
     s.insert_role(&role("Orders.Send")).await.expect("insert");
     assert_eq!(
@@ -59,9 +96,7 @@ async fn builtin_roles_are_seeded_and_roles_in_use_are_kept() {
     assert_eq!(s.delete_role("Orders.Send").await.expect("delete"), None);
 }
 
-#[tokio::test]
-async fn instances_keys_cascade() {
-    let (_dir, s) = store().await;
+async fn instances_keys_cascade(s: &dyn Store) {
     let i = instance("i1", &[ROLE_SEND]);
     s.insert_instance(&i).await.expect("insert");
     assert_eq!(s.instance("i1").await.expect("read"), Some(i.clone()));
@@ -81,9 +116,7 @@ async fn instances_keys_cascade() {
     assert!(s.keys(None).await.expect("keys").is_empty());
 }
 
-#[tokio::test]
-async fn mpl_queries_filter_sort_and_page() {
-    let (_dir, s) = store().await;
+async fn mpl_queries_filter_sort_and_page(s: &dyn Store) {
     let mk = |i: i64, status| Mpl {
         guid: format!("g{i}"),
         flow_id: if i % 2 == 0 { "even".into() } else { "odd".into() },
@@ -155,16 +188,13 @@ fn audit(at: i64) -> postern_core::partner::Audit {
     }
 }
 
-#[tokio::test]
-async fn partner_directory_keys_uniqueness_cascade_and_rollback() {
+async fn partner_directory_keys_uniqueness_cascade_and_rollback(s: &dyn Store) {
     use postern_core::mpl::{CmpOp, Literal};
     use postern_core::partner::{
         AlternativePartner, AuthorizedUser, BinaryParameter, PartnerChange as C, PartnerCondition,
         PartnerDelta, PartnerField, PartnerKind, PartnerQuery, PartnerRow, PartnerSet, StringParameter,
     };
 
-    use crate::PartnerStore;
-    let (_dir, s) = store().await;
     let alt = |id: &str, pid: &str| AlternativePartner {
         agency: "016".into(),
         scheme: "DUNS".into(),
@@ -310,4 +340,474 @@ async fn partner_directory_keys_uniqueness_cascade_and_rollback() {
         .await,
         Err(Error::NotFound(_))
     ));
+}
+
+fn names<T>(items: Vec<T>, name: impl Fn(T) -> String) -> Vec<String> {
+    items.into_iter().map(name).collect()
+}
+
+async fn lists_sort_by_bytes_whatever_the_locale(s: &dyn Store) {
+    use postern_core::partner::{
+        PartnerChange as C, PartnerCondition, PartnerField, PartnerQuery, PartnerRow, PartnerSet,
+        StringParameter,
+    };
+
+    for name in ["b", "B", "a", "_z"] {
+        s.insert_role(&role(name)).await.expect("insert");
+    }
+    let roles = names(s.roles().await.expect("roles"), |r| r.name.as_str().to_owned());
+    assert_eq!(roles, ["API.invoke", "B", "ESBMessaging.send", "_z", "a", "b"]);
+
+    let changes: Vec<_> = ["b", "B", "a", "_z"]
+        .into_iter()
+        .map(|id| {
+            C::InsertString(StringParameter {
+                pid: "P".into(),
+                id: id.into(),
+                value: "v".into(),
+                audit: audit(1),
+            })
+        })
+        .collect();
+    s.apply_partner_changes(&changes).await.expect("params");
+    let q = PartnerQuery {
+        set: PartnerSet::StringParameters,
+        conditions: vec![PartnerCondition {
+            field: PartnerField::Id,
+            op: CmpOp::Gt,
+            value: Literal::Text("B".into()),
+        }],
+        order_by: Some((PartnerField::Id, false)),
+        top: 10,
+        skip: 0,
+    };
+    let (rows, total) = s.query_partners(&q).await.expect("query");
+    let ids = names(rows, |r| match r {
+        PartnerRow::String(p) => p.id,
+        other => panic!("{other:?}"),
+    });
+    assert_eq!((ids, total), (vec!["_z".to_owned(), "a".into(), "b".into()], 3));
+
+    let mpls: Vec<_> = ["b", "B", "a"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, sender)| Mpl {
+            guid: format!("g{i}"),
+            flow_id: "f".into(),
+            status: MplStatus::Completed,
+            user: "u".into(),
+            sender: sender.into(),
+            receiver: String::new(),
+            log_start: 1,
+            log_end: 2,
+            http_status: 200,
+            error: None,
+        })
+        .collect();
+    s.insert_mpls(&mpls).await.expect("insert");
+    let q = MplQuery {
+        conditions: vec![],
+        order_by: Some((MplField::Sender, false)),
+        top: 10,
+        skip: 0,
+    };
+    let senders = names(s.query_mpls(&q).await.expect("query"), |m| m.sender);
+    assert_eq!(senders, ["B", "a", "b"]);
+}
+
+async fn users_hold_roles_and_role_descriptions_change(s: &dyn Store) {
+    let send = RoleName::parse(ROLE_SEND).expect("valid");
+    let orders = RoleName::parse("Orders.Send").expect("valid");
+    assert!(
+        !s.update_role_description("Orders.Send", "new", 7)
+            .await
+            .expect("update")
+    );
+    s.insert_role(&role("Orders.Send")).await.expect("role");
+    assert!(
+        s.update_role_description("Orders.Send", "new", 7)
+            .await
+            .expect("update")
+    );
+    let r = s.role("Orders.Send").await.expect("read").expect("exists");
+    assert_eq!(
+        (r.description.as_str(), r.modified_at, r.builtin),
+        ("new", 7, false)
+    );
+    assert_eq!(s.role("Nope").await.expect("read"), None);
+
+    let mut bob = TechnicalUser {
+        name: UserName::parse("Bob").expect("valid"),
+        password_phc: "phc1".into(),
+        roles: vec![send.clone(), orders.clone()],
+        created_at: 5,
+    };
+    s.insert_user(&bob).await.expect("insert");
+    assert_eq!(
+        s.insert_user(&bob).await,
+        Err(Error::Conflict("already exists".into()))
+    );
+    assert_eq!(s.user("bob").await.expect("read"), Some(bob.clone()));
+    let usage = s
+        .delete_role("Orders.Send")
+        .await
+        .expect("delete")
+        .expect("exists");
+    assert_eq!(usage.users, vec!["bob".to_string()]);
+
+    bob.password_phc = "phc2".into();
+    bob.roles = vec![orders.clone(), orders.clone()];
+    assert!(s.update_user(&bob).await.expect("update"));
+    bob.roles = vec![orders];
+    assert_eq!(s.users().await.expect("users"), vec![bob.clone()]);
+    let ghost = TechnicalUser {
+        name: UserName::parse("ghost").expect("valid"),
+        ..bob.clone()
+    };
+    assert!(!s.update_user(&ghost).await.expect("update"));
+    assert_eq!(s.user("ghost").await.expect("read"), None);
+
+    assert!(s.delete_user("bob").await.expect("delete"));
+    assert!(!s.delete_user("bob").await.expect("delete"));
+    assert_eq!(
+        s.delete_role("Orders.Send").await.expect("delete"),
+        Some(RoleUsage::default())
+    );
+}
+
+async fn flows_replace_and_keep_addresses_unique(s: &dyn Store) {
+    let flow = |id: &str, yaml: &str| StoredFlow {
+        id: FlowId::parse(id).expect("valid"),
+        yaml: yaml.into(),
+        deployed_at: 1,
+        deployed_by: "admin".into(),
+    };
+    let roles = ["Orders.Send".to_owned(), "Orders.Send".to_owned()];
+    assert!(
+        s.put_flow(&flow("orders", "a"), "/orders", &roles)
+            .await
+            .expect("deploy")
+    );
+    let usage = s.delete_role("Orders.Send").await.expect("delete").expect("used");
+    assert_eq!(usage.flows, vec!["orders".to_string()]);
+    assert!(
+        !s.put_flow(&flow("orders", "b"), "/orders", &[])
+            .await
+            .expect("redeploy")
+    );
+    assert_eq!(s.flows().await.expect("flows"), vec![flow("orders", "b")]);
+    assert_eq!(s.delete_role("Orders.Send").await.expect("delete"), None);
+    assert_eq!(
+        s.put_flow(&flow("other", "c"), "/orders", &[]).await,
+        Err(Error::Conflict(
+            "address /orders is already served by flow orders".into()
+        ))
+    );
+    assert!(s.delete_flow("orders").await.expect("undeploy"));
+    assert!(!s.delete_flow("orders").await.expect("undeploy"));
+    assert!(
+        s.put_flow(&flow("other", "c"), "/orders", &[])
+            .await
+            .expect("the address is free")
+    );
+}
+
+async fn certificate_keys_bind_one_certificate(s: &dyn Store) {
+    s.insert_instance(&instance("i1", &[ROLE_SEND]))
+        .await
+        .expect("instance");
+    let key = |name: &str| ServiceKey {
+        instance: InstanceName::parse("i1").expect("valid"),
+        name: KeyName::parse(name).expect("valid"),
+        key_type: KeyType::CertificateExternal,
+        secret_hash: vec![],
+        certificate: Some(BoundCertificate {
+            pem: "-----BEGIN CERTIFICATE-----".into(),
+            sha256: [9; 32],
+            not_after: 99,
+        }),
+        created_at: 3,
+        created_by: "admin".into(),
+    };
+    s.insert_key(&key("k1")).await.expect("key");
+    assert_eq!(
+        s.insert_key(&key("k2")).await,
+        Err(Error::Conflict("already exists".into()))
+    );
+    assert_eq!(s.keys(None).await.expect("keys"), vec![key("k1")]);
+    assert!(s.delete_key("i1", "k1").await.expect("delete"));
+    assert!(!s.delete_key("i1", "k1").await.expect("delete"));
+    s.insert_key(&key("k2")).await.expect("the certificate is free");
+}
+
+async fn token_keys_rotate_to_one_current_key_and_purge(s: &dyn Store) {
+    let key = |kid: &str, at: i64| TokenKey {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private_enc: vec![1, 2, 0, 255],
+        public_key: vec![3],
+        created_at: at,
+        retired_at: None,
+    };
+    s.rotate_token_key(&key("k1", 10)).await.expect("rotate");
+    s.rotate_token_key(&key("k2", 20)).await.expect("rotate");
+    let retired = TokenKey {
+        retired_at: Some(20),
+        ..key("k1", 10)
+    };
+    assert_eq!(s.token_keys().await.expect("keys"), vec![retired, key("k2", 20)]);
+    assert_eq!(s.purge_token_keys(20).await.expect("purge"), 0);
+    assert_eq!(s.purge_token_keys(21).await.expect("purge"), 1);
+    assert_eq!(s.token_keys().await.expect("keys"), vec![key("k2", 20)]);
+
+    // Rotations at the same moment (two nodes) still leave exactly one current key.
+    let (k3, k4, k5) = (key("k3", 30), key("k4", 30), key("k5", 30));
+    let (a, b, c) = tokio::join!(
+        s.rotate_token_key(&k3),
+        s.rotate_token_key(&k4),
+        s.rotate_token_key(&k5)
+    );
+    a.and(b).and(c).expect("rotate");
+    let current = s
+        .token_keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .count();
+    assert_eq!(current, 1);
+}
+
+async fn trusted_cas_and_cert_mappings_are_unique_by_certificate(s: &dyn Store) {
+    let ca = TrustedCa {
+        sha256: [1; 32],
+        pem: "pem".into(),
+        subject: "CN=CA".into(),
+        not_after: 9,
+        created_at: 1,
+        created_by: "admin".into(),
+    };
+    s.insert_trusted_ca(&ca).await.expect("insert");
+    assert_eq!(
+        s.insert_trusted_ca(&ca).await,
+        Err(Error::Conflict("already exists".into()))
+    );
+    assert_eq!(s.trusted_cas().await.expect("cas"), vec![ca]);
+    assert!(s.delete_trusted_ca(&[1; 32]).await.expect("delete"));
+    assert!(!s.delete_trusted_ca(&[1; 32]).await.expect("delete"));
+
+    let mapping = |id: &str, sha: u8, user: &str| CertMapping {
+        id: id.into(),
+        sha256: [sha; 32],
+        user: user.into(),
+        pem: "pem".into(),
+        subject: "CN=x".into(),
+        issuer: "CN=CA".into(),
+        serial: "01".into(),
+        not_after: 9,
+        created_at: 1,
+        created_by: "admin".into(),
+    };
+    s.insert_cert_mapping(&mapping("m1", 2, "bob"))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.insert_cert_mapping(&mapping("m9", 2, "carol")).await,
+        Err(Error::Conflict("already exists".into()))
+    );
+    s.insert_cert_mapping(&mapping("m2", 3, "alice"))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.cert_mappings().await.expect("mappings"),
+        vec![mapping("m2", 3, "alice"), mapping("m1", 2, "bob")]
+    );
+    assert!(s.delete_cert_mapping("m1").await.expect("delete"));
+    assert!(!s.delete_cert_mapping("m1").await.expect("delete"));
+}
+
+async fn audit_pages_newest_first(s: &dyn Store) {
+    let entry = |at: i64| AuditEntry {
+        id: 0,
+        at,
+        actor: "admin".into(),
+        action: "role.create".into(),
+        target: format!("r{at}"),
+        detail: "{}".into(),
+        source: "127.0.0.1".into(),
+    };
+    s.append_audit(&(1..=5).map(entry).collect::<Vec<_>>())
+        .await
+        .expect("append");
+    let page = s.audit(2, None).await.expect("audit");
+    assert_eq!(page.iter().map(|e| e.at).collect::<Vec<_>>(), [5, 4]);
+    assert!(page[0].id > page[1].id);
+    assert_eq!(
+        page[1],
+        AuditEntry {
+            id: page[1].id,
+            ..entry(4)
+        }
+    );
+    let rest = s.audit(10, Some(page[1].id)).await.expect("audit");
+    assert_eq!(rest.iter().map(|e| e.at).collect::<Vec<_>>(), [3, 2, 1]);
+}
+
+async fn mpl_keeps_the_first_entry_of_a_guid(s: &dyn Store) {
+    let mpl = |status, http_status, error: Option<&str>| Mpl {
+        guid: "g1".into(),
+        flow_id: "f".into(),
+        status,
+        user: "u".into(),
+        sender: "S".into(),
+        receiver: "R".into(),
+        log_start: 1,
+        log_end: 2,
+        http_status,
+        error: error.map(str::to_owned),
+    };
+    let first = mpl(MplStatus::Failed, 500, Some("boom"));
+    s.insert_mpls(&[first.clone(), mpl(MplStatus::Completed, 200, None)])
+        .await
+        .expect("insert");
+    s.insert_mpls(&[mpl(MplStatus::Completed, 200, None)])
+        .await
+        .expect("insert");
+    let q = MplQuery {
+        conditions: vec![Condition {
+            field: MplField::MessageGuid,
+            op: CmpOp::Eq,
+            value: Literal::Text("g1".into()),
+        }],
+        order_by: None,
+        top: 10,
+        skip: 0,
+    };
+    assert_eq!(s.query_mpls(&q).await.expect("query"), vec![first]);
+}
+
+async fn partner_directory_pages_updates_and_names_the_failing_change(s: &dyn Store) {
+    use postern_core::partner::{
+        AlternativePartner, BinaryParameter, PartnerChange as C, PartnerCondition, PartnerDelta,
+        PartnerField, PartnerQuery, PartnerRow, PartnerSet, StringParameter,
+    };
+
+    let param = |id: &str, at: i64| StringParameter {
+        pid: "P".into(),
+        id: id.into(),
+        value: "v".into(),
+        audit: audit(at),
+    };
+    let inserts: Vec<_> = (1..=5)
+        .map(|i| C::InsertString(param(&format!("p{i}"), i)))
+        .collect();
+    s.apply_partner_changes(&inserts).await.expect("insert");
+    let page = |skip| PartnerQuery {
+        set: PartnerSet::StringParameters,
+        conditions: vec![PartnerCondition {
+            field: PartnerField::CreatedTime,
+            op: CmpOp::Ge,
+            value: Literal::Time(3),
+        }],
+        order_by: Some((PartnerField::CreatedTime, true)),
+        top: 2,
+        skip,
+    };
+    let ids = |rows: Vec<PartnerRow>| {
+        names(rows, |r| match r {
+            PartnerRow::String(p) => p.id,
+            other => panic!("{other:?}"),
+        })
+    };
+    let (rows, total) = s.query_partners(&page(0)).await.expect("query");
+    assert_eq!((ids(rows), total), (vec!["p5".to_owned(), "p4".into()], 3));
+    let (rows, total) = s.query_partners(&page(2)).await.expect("query");
+    assert_eq!((ids(rows), total), (vec!["p3".to_owned()], 3));
+
+    // A failing change set names the change and leaves nothing behind.
+    let e = s
+        .apply_partner_changes(&[
+            C::InsertString(param("p6", 6)),
+            C::UpdateString(param("missing", 6)),
+        ])
+        .await;
+    assert_eq!(
+        e,
+        Err(Error::NotFound(
+            "StringParameters(Pid='P',Id='missing') (change 2)".into()
+        ))
+    );
+    assert_eq!(s.string_parameters().await.expect("params").len(), 5);
+    assert_eq!(
+        s.apply_partner_changes(&[C::DeleteUser {
+            user: "nobody".into()
+        }])
+        .await,
+        Err(Error::NotFound("AuthorizedUsers('nobody')".into()))
+    );
+
+    let alt = |id: &str, pid: &str| AlternativePartner {
+        agency: "016".into(),
+        scheme: "DUNS".into(),
+        id: id.into(),
+        pid: pid.into(),
+        audit: audit(7),
+    };
+    s.apply_partner_changes(&[
+        C::InsertAlternative(alt("1", "P")),
+        C::InsertAlternative(alt("2", "Q")),
+    ])
+    .await
+    .expect("alternatives");
+    assert_eq!(
+        s.apply_partner_changes(&[C::UpdateAlternative(alt("2", "P"))])
+            .await,
+        Err(Error::Conflict(
+            "partner P already has an alternative partner of agency 016 and scheme DUNS".into()
+        ))
+    );
+
+    let bin = |content_type: &str, value: Vec<u8>| BinaryParameter {
+        pid: "P".into(),
+        id: "b".into(),
+        content_type: content_type.into(),
+        value,
+        audit: audit(8),
+    };
+    s.apply_partner_changes(&[C::InsertBinary(bin("xsd", vec![0, 1, 2, 255]))])
+        .await
+        .expect("binary");
+    let deltas = s
+        .apply_partner_changes(&[
+            C::UpdateString(StringParameter {
+                value: "w".into(),
+                ..param("p1", 9)
+            }),
+            C::UpdateBinary(bin("xml", vec![7])),
+        ])
+        .await
+        .expect("update");
+    assert_eq!(
+        deltas,
+        [
+            PartnerDelta::String {
+                pid: "P".into(),
+                id: "p1".into(),
+                value: Some("w".into())
+            },
+            PartnerDelta::Binary {
+                pid: "P".into(),
+                id: "b".into()
+            },
+        ]
+    );
+    let binaries = PartnerQuery {
+        set: PartnerSet::BinaryParameters,
+        conditions: vec![],
+        order_by: None,
+        top: 10,
+        skip: 0,
+    };
+    let (rows, total) = s.query_partners(&binaries).await.expect("query");
+    assert_eq!((rows, total), (vec![PartnerRow::Binary(bin("xml", vec![7]))], 1));
 }

@@ -1,0 +1,112 @@
+//! The PostgreSQL backend, for several nodes sharing one database. Same traits, same behaviour
+//! as [`SqliteStore`](crate::SqliteStore): same errors, orders, pages and all-or-nothing change
+//! sets. SQLite has one writer, so its write transactions never interleave; here, the write
+//! transactions that check before they write, and those that grant the roles such a check reads,
+//! take one advisory lock so they cannot interleave either, on one node or across nodes.
+
+use std::str::FromStr;
+
+use postern_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+mod access;
+mod certs;
+mod flows;
+mod instances;
+mod logs;
+mod partner;
+#[cfg(test)]
+pub(crate) mod test_db;
+#[cfg(test)]
+mod tests;
+
+/// Connections per node: admin writes are rare and MPLs are written in batches by one task, so
+/// a few connections serve a node; many nodes on one server must stay under `max_connections`.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The advisory lock key of the serialised write transactions ("postern" in ASCII).
+const WRITE_LOCK: i64 = 0x0070_6f73_7465_726e;
+
+/// The PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at a `postgres://` URL and applies the migrations. The
+    /// connections name themselves `postern` in `pg_stat_activity` unless the URL (or
+    /// `PGAPPNAME`) gives another `application_name`.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| Error::invalid("database", e.to_string()))?;
+        Self::connect(options).await
+    }
+
+    /// Closes the pool (waiting for connections in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Opens a store on parsed options.
+    pub(crate) async fn connect(mut options: PgConnectOptions) -> Result<Self> {
+        if options.get_application_name().is_none() {
+            options = options.application_name("postern");
+        }
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Unavailable(format!("connecting to {target}: {e}")))?;
+        // sqlx takes an advisory lock while migrating, so nodes starting together apply each
+        // migration once.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Unavailable(format!("migrating {target}: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Begins a write transaction that runs alone among those begun here, on every node: what it
+    /// reads (a role's users, a flow's address, the unretired token key, whether a partner
+    /// exists) stays true until it commits, as on SQLite's single writer.
+    async fn begin_serialised(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        Ok(tx)
+    }
+}
+
+/// Maps a PostgreSQL error: besides what [`common::storage`](crate::common::storage) maps, a
+/// lost or refused connection, a server shutting down or out of resources, and a deadlock or
+/// serialisation failure are "try again later"; text holding NUL (which PostgreSQL cannot store)
+/// is invalid input.
+fn storage(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && let Some(code) = db.code()
+    {
+        // SQLSTATE classes: 08 connection, 40 transaction rollback, 53 insufficient resources,
+        // 57P operator intervention.
+        if ["08", "40", "53", "57P"]
+            .iter()
+            .any(|class| code.starts_with(class))
+        {
+            return Error::Unavailable(e.to_string());
+        }
+        if code == "22021" {
+            return Error::invalid("text", "must not contain NUL characters");
+        }
+    }
+    crate::common::storage(e)
+}
