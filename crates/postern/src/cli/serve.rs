@@ -12,7 +12,7 @@ use postern_auth::Authenticator;
 use postern_auth::password::CachedVerifier;
 use postern_auth::secret::{Sealer, SecretHasher, random};
 use postern_server::{AppState, ServerConfig};
-use postern_store::SqliteStore;
+use postern_store::{PgStore, SqliteStore, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -54,7 +54,8 @@ pub(crate) struct ServeArgs {
     /// How often (seconds) the certificate files are checked for changes [default: 30].
     #[arg(long, env = "POSTERN_TLS_RELOAD_SECONDS")]
     tls_reload_seconds: Option<u64>,
-    /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/postern.db].
+    /// Database URL: sqlite://PATH (one node) or postgres://USER@HOST:PORT/DB (several nodes)
+    /// [default: sqlite://<data-dir>/postern.db].
     #[arg(long, env = "POSTERN_DATABASE")]
     database: Option<String>,
     /// Public base URL put into service keys and endpoint URLs [default: from the listener].
@@ -127,8 +128,11 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         .database
         .or(file.database)
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("postern.db").display()));
-    if !database.starts_with("sqlite://") {
-        bail!("--database: only sqlite://PATH is supported in this version");
+    if !(database.starts_with("sqlite://")
+        || database.starts_with("postgres://")
+        || database.starts_with("postgresql://"))
+    {
+        bail!("--database: give sqlite://PATH or postgres://USER@HOST:PORT/DB");
     }
     Ok(Config {
         data_dir,
@@ -159,17 +163,57 @@ fn listen_addr(name: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
         .with_context(|| format!("--{name}: {value:?} is not an address such as 127.0.0.1:8080"))
 }
 
+/// The store behind `--database`: SQLite (one node) or PostgreSQL (several nodes).
+#[derive(Clone)]
+enum Database {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Database {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(if url.starts_with("sqlite://") {
+            Database::Sqlite(Arc::new(
+                SqliteStore::open(url).await.context("opening the database")?,
+            ))
+        } else {
+            let store = PgStore::open(url)
+                .await
+                .context("opening the PostgreSQL database")?;
+            tracing::info!("using PostgreSQL");
+            Database::Postgres(Arc::new(store))
+        })
+    }
+
+    fn as_ref(&self) -> &dyn Store {
+        match self {
+            Database::Sqlite(s) => s.as_ref(),
+            Database::Postgres(s) => s.as_ref(),
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => s.clone(),
+            Database::Postgres(s) => s.clone(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Database::Sqlite(s) => s.close().await,
+            Database::Postgres(s) => s.close().await,
+        }
+    }
+}
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
     init_logging(config.log_format);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let master = master_key(&config.data_dir)?;
-    let store = Arc::new(
-        SqliteStore::open(&config.database)
-            .await
-            .context("opening the database")?,
-    );
+    let store = Database::open(&config.database).await?;
     let admin_password = std::env::var("POSTERN_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
@@ -212,7 +256,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let served = identity.clone();
     let (state, writers) = AppState::start(
-        store.clone(),
+        store.shared(),
         authn,
         sealer,
         Arc::new(ca.ca),

@@ -335,6 +335,25 @@ impl Server {
         req.send().await.expect("call flow")
     }
 
+    /// Opens this server's database directly (SQLite file or PostgreSQL database).
+    pub(crate) async fn open_store(&self) -> Box<dyn postern_store::Store> {
+        match &self.database {
+            Some(url) => Box::new(
+                postern_store::PgStore::open(url)
+                    .await
+                    .expect("open the server's database"),
+            ),
+            None => Box::new(
+                postern_store::SqliteStore::open(&format!(
+                    "sqlite://{}",
+                    self.dir.join("postern.db").display()
+                ))
+                .await
+                .expect("open the server's database"),
+            ),
+        }
+    }
+
     /// All log lines so far.
     pub(crate) fn log_text(&self) -> String {
         self.logs.lock().expect("logs").join("\n")

@@ -329,15 +329,12 @@ fn aws_like_key() -> Vec<u8> {
 }
 
 async fn sign_with_server_key(s: &Server, header: &Value, claims: &Value) -> String {
-    use postern_store::TokenKeyStore;
     let master: [u8; 32] = std::fs::read(s.dir.join("master.key"))
         .expect("master key")
         .try_into()
         .expect("32 bytes");
     let sealer = postern_auth::secret::Sealer::new(&master, "postern token signing keys v1");
-    let store = postern_store::SqliteStore::open(&format!("sqlite://{}", s.dir.join("postern.db").display()))
-        .await
-        .expect("open the server's database");
+    let store = s.open_store().await;
     let kid = header["kid"].as_str().expect("kid");
     let row = store
         .token_keys()
@@ -347,7 +344,7 @@ async fn sign_with_server_key(s: &Server, header: &Value, claims: &Value) -> Str
         .find(|k| k.kid == kid)
         .expect("the signing key");
     let pkcs8 = sealer.open(&row.private_enc).expect("opens with the master key");
-    store.close().await;
+    drop(store);
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     h.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8)).expect("sign")
