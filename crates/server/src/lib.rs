@@ -8,6 +8,7 @@ mod batch;
 pub mod bootstrap;
 mod error;
 mod extract;
+pub mod follow;
 mod listen;
 mod metrics;
 mod oauth;

@@ -241,6 +241,22 @@ impl AppState {
         Ok((planned, deltas))
     }
 
+    /// Applies what another node's committed change did to the directory.
+    pub(crate) async fn apply_partner_deltas(&self, deltas: &[PartnerDelta]) {
+        if deltas.is_empty() {
+            return;
+        }
+        let _guard = self.0.writes.lock().await;
+        let mut directory = self.0.live.load().directory.clone();
+        directory.apply(deltas);
+        self.publish_directory(directory);
+    }
+
+    /// Reloads the whole Partner Directory from the store (after a large change elsewhere).
+    pub(crate) async fn reload_directory(&self) -> Result<()> {
+        self.load_directory().await
+    }
+
     /// Loads the whole Partner Directory from the store (at start).
     async fn load_directory(&self) -> Result<()> {
         let _guard = self.0.writes.lock().await;

@@ -174,6 +174,30 @@ pub trait PartnerStore {
     async fn query_partners(&self, query: &PartnerQuery) -> Result<(Vec<PartnerRow>, u64)>;
 }
 
+/// One recorded change of the change feed (PostgreSQL): the table and the changed row's key
+/// columns (Partner Directory tables) or `{}` (the others).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Increases with every change (not necessarily in commit order).
+    pub seq: i64,
+    /// The table.
+    pub entity: String,
+    /// Key columns and values.
+    pub key: serde_json::Value,
+}
+
+/// The change feed several nodes follow. SQLite serves one node and records nothing.
+#[async_trait]
+pub trait ChangeStore {
+    /// Changes after `after`, and those recorded in the last `window_ms` (a transaction that
+    /// took its sequence number earlier may commit later), oldest first, at most `limit`.
+    async fn changes_after(&self, after: i64, window_ms: i64, limit: u32) -> Result<Vec<Change>>;
+    /// The newest sequence number, 0 when none.
+    async fn last_change(&self) -> Result<i64>;
+    /// Deletes changes older than `older_than_ms`.
+    async fn prune_changes(&self, older_than_ms: i64) -> Result<u64>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     RoleStore
@@ -186,6 +210,7 @@ pub trait Store:
     + TrustStore
     + CertMappingStore
     + PartnerStore
+    + ChangeStore
     + Send
     + Sync
 {
@@ -202,6 +227,7 @@ impl<T> Store for T where
         + TrustStore
         + CertMappingStore
         + PartnerStore
+        + ChangeStore
         + Send
         + Sync
 {

@@ -110,3 +110,61 @@ fn storage(e: sqlx::Error) -> Error {
     }
     crate::common::storage(e)
 }
+
+#[async_trait::async_trait]
+impl crate::ChangeStore for PgStore {
+    async fn changes_after(&self, after: i64, window_ms: i64, limit: u32) -> Result<Vec<crate::Change>> {
+        let rows = sqlx::query(
+            "SELECT seq, entity, key FROM changes \
+             WHERE seq > $1 OR at > clock_timestamp() - make_interval(secs => $2::double precision / 1000) \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(window_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(crate::common::storage)?;
+        use sqlx::Row;
+        Ok(rows
+            .iter()
+            .map(|r| crate::Change {
+                seq: r.get("seq"),
+                entity: r.get("entity"),
+                key: r.get("key"),
+            })
+            .collect())
+    }
+
+    async fn last_change(&self) -> Result<i64> {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map(|v| v.unwrap_or(0))
+            .map_err(crate::common::storage)
+    }
+
+    async fn prune_changes(&self, older_than_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM changes WHERE at < clock_timestamp() - make_interval(secs => $1::double precision / 1000)",
+        )
+        .bind(older_than_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(crate::common::storage)?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl PgStore {
+    /// A connection listening for change notifications (`NOTIFY postern_changes`).
+    pub async fn listen_changes(&self) -> Result<sqlx::postgres::PgListener> {
+        let mut l = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(crate::common::storage)?;
+        l.listen("postern_changes")
+            .await
+            .map_err(crate::common::storage)?;
+        Ok(l)
+    }
+}

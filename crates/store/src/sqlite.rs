@@ -838,3 +838,19 @@ mod partner;
 
 #[cfg(test)]
 mod tests;
+
+/// One node: it applies its own changes as it makes them; nothing to follow.
+#[async_trait]
+impl crate::ChangeStore for SqliteStore {
+    async fn changes_after(&self, _after: i64, _window_ms: i64, _limit: u32) -> Result<Vec<crate::Change>> {
+        Ok(Vec::new())
+    }
+
+    async fn last_change(&self) -> Result<i64> {
+        Ok(0)
+    }
+
+    async fn prune_changes(&self, _older_than_ms: i64) -> Result<u64> {
+        Ok(0)
+    }
+}

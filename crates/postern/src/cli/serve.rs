@@ -251,6 +251,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         CachedVerifier::new(SecretHasher::new(&master, "postern password cache v1"), 10_000),
     );
     let sealer = Sealer::new(&master, "postern token signing keys v1");
+    {
+        let rows = store.as_ref().token_keys().await?;
+        if !rows.is_empty() && rows.iter().all(|r| sealer.open(&r.private_enc).is_none()) {
+            bail!(
+                "the master key does not open this database's token signing keys: every node of a \
+                 deployment needs the same master key (POSTERN_MASTER_KEY or the same master.key file)"
+            );
+        }
+    }
     if postern_auth::token::ensure_key(store.as_ref(), &sealer, now_ms()).await? {
         tracing::info!("created the first token signing key");
     }
@@ -306,13 +315,77 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let follower = match &store {
+        Database::Postgres(pg) => Some(tokio::spawn(follow_changes(pg.clone(), state.clone()))),
+        Database::Sqlite(_) => None,
+    };
     tokio::try_join!(plain, secure)?;
+    if let Some(f) = follower {
+        f.abort();
+    }
     drop(state);
     tracing::info!("listener closed; flushing message processing logs");
     writers.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Follows the changes other nodes make to the shared PostgreSQL database: woken by `NOTIFY`,
+/// and at least once a second in case a notification is lost. After a lost connection it
+/// reconnects and catches up from the last change it applied.
+async fn follow_changes(pg: Arc<PgStore>, state: AppState) {
+    use postern_store::ChangeStore;
+    let mut follower = loop {
+        match postern_server::follow::Follower::start(&state).await {
+            Ok(f) => break f,
+            Err(e) => {
+                tracing::error!(error = %e, "change feed unavailable; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut listener = None;
+    let mut pruned = std::time::Instant::now();
+    loop {
+        if listener.is_none() {
+            match pg.listen_changes().await {
+                Ok(l) => {
+                    tracing::info!("following changes of other nodes (LISTEN postern_changes)");
+                    listener = Some(l);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for changes; polling every second"),
+            }
+        }
+        if let Some(l) = listener.as_mut() {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), l.try_recv()).await {
+                Ok(Ok(Some(_))) | Err(_) => {}
+                Ok(Ok(None)) => tracing::warn!("change feed connection lost; reconnecting and catching up"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "change feed connection failed; reconnecting and catching up");
+                    listener = None;
+                }
+            }
+        } else {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        match follower.poll(&state).await {
+            Ok(a) if a.changes > 0 => tracing::info!(
+                changes = a.changes,
+                security = a.security,
+                partner_keys = a.partner_keys,
+                "applied changes from the database"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the change feed failed; retrying"),
+        }
+        if pruned.elapsed() > std::time::Duration::from_secs(60) {
+            pruned = std::time::Instant::now();
+            if let Err(e) = pg.prune_changes(3_600_000).await {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
+        }
+    }
 }
 
 /// Reloads the server certificate without a restart: the operator's `--tls-cert/--tls-key` when
@@ -390,7 +463,23 @@ fn now_ms() -> i64 {
 }
 
 /// Reads the 32-byte master key from the data directory, creating it (mode 0600) on first start.
+/// The master key: `POSTERN_MASTER_KEY` (64 hex digits; the same on every node of a multi-node
+/// deployment), else `<data-dir>/master.key`, created on first start.
 fn master_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(hex) = std::env::var("POSTERN_MASTER_KEY") {
+        let hex = hex.trim();
+        let bytes: Option<Vec<u8>> = (hex.len() == 64)
+            .then(|| {
+                (0..64)
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        return bytes
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("POSTERN_MASTER_KEY must be 64 hex digits (32 bytes)"));
+    }
     let path = dir.join("master.key");
     match std::fs::read(&path) {
         Ok(bytes) => bytes

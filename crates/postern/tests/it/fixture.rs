@@ -167,6 +167,26 @@ impl Server {
         }
     }
 
+    /// Kills this process (SIGKILL, no clean shutdown) and starts a new one on the same data
+    /// directory, database and addresses.
+    pub(crate) async fn kill_and_restart(mut self) -> Server {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let http = self.url.trim_start_matches("http://").to_owned();
+        let https = self.https_url.trim_start_matches("https://").to_owned();
+        let database = self.database.take();
+        let extra: Vec<&str> = match &database {
+            Some(url) => vec!["--database", url.as_str()],
+            None => vec![],
+        };
+        let mut next =
+            Server::start_in_with(&self.dir.clone(), self.logs.clone(), &http, &https, &extra).await;
+        next._tmp = self._tmp.take();
+        next.database = database;
+        next
+    }
+
     /// Stops this process and starts a new one on the same data directory.
     pub(crate) async fn restart(mut self) -> Server {
         assert!(self.terminate().await, "clean exit on SIGTERM");
@@ -335,6 +355,30 @@ impl Server {
         req.send().await.expect("call flow")
     }
 
+    /// Starts `n` nodes on one new PostgreSQL database with one master key.
+    pub(crate) async fn start_nodes(n: usize) -> Vec<Server> {
+        let database = new_pg_database();
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let tmp = tempfile::tempdir().expect("temp dir");
+            let dir = tmp.path().to_path_buf();
+            // One master key for all nodes, as a deployment gives them (file or POSTERN_MASTER_KEY).
+            std::fs::write(dir.join("master.key"), [7u8; 32]).expect("master key");
+            let mut s = Server::start_in_with(
+                &dir,
+                Arc::new(Mutex::new(Vec::new())),
+                "127.0.0.1:0",
+                "127.0.0.1:0",
+                &["--database", database.as_str()],
+            )
+            .await;
+            s._tmp = Some(tmp);
+            s.database = Some(database.clone());
+            nodes.push(s);
+        }
+        nodes
+    }
+
     /// Opens this server's database directly (SQLite file or PostgreSQL database).
     pub(crate) async fn open_store(&self) -> Box<dyn postern_store::Store> {
         match &self.database {
@@ -377,11 +421,13 @@ pub(crate) fn on_postgres() -> bool {
 
 /// A new, empty PostgreSQL database for one server, when the suite runs on that backend.
 fn fresh_database() -> Option<String> {
-    if !on_postgres() {
-        return None;
-    }
+    on_postgres().then(new_pg_database)
+}
+
+/// A new, empty PostgreSQL database on the test cluster.
+pub(crate) fn new_pg_database() -> String {
     let admin = std::env::var("POSTERN_TEST_POSTGRES_URL")
-        .expect("POSTERN_TEST_BACKEND=postgres needs POSTERN_TEST_POSTGRES_URL (./dev/test sets both)");
+        .expect("PostgreSQL tests need POSTERN_TEST_POSTGRES_URL (./dev/test starts a cluster and sets it)");
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let name = format!(
         "it_{}_{}",
@@ -399,7 +445,7 @@ fn fresh_database() -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
+    format!("{base}/{name}")
 }
 
 /// `Basic base64(user:password)`.

@@ -9,6 +9,7 @@ mod fixture;
 mod lifecycle;
 mod mpl;
 mod mtls;
+mod multinode;
 mod oauth;
 mod partner;
 mod sender;

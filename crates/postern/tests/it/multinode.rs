@@ -1,0 +1,189 @@
+//! Several `postern serve` nodes on one PostgreSQL database follow each other's changes through
+//! the change feed (LISTEN/NOTIFY), without restarts. Runs on PostgreSQL in every suite pass.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::fixture::{Server, basic, echo_user_flow};
+
+/// Polls `f` until it is true or `limit` passes; returns how long it took.
+async fn within<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn nodes_see_each_others_changes_within_a_second() {
+    let mut nodes = Server::start_nodes(3).await;
+    let (id, secret) = nodes[0].orders_flow().await;
+    // Node B killed with SIGKILL and restarted rejoins and serves.
+    let b = nodes.remove(1).kill_and_restart().await;
+    nodes.insert(1, b);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let auth = basic(&id, &secret);
+    let second = Duration::from_secs(1);
+    // Created on A: works on B and C.
+    for n in [b, c] {
+        let took = within(second, || async {
+            n.call("/orders", Some(&auth), "x").await.status() == 200
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "the key and flow from A work on another node within 1 s"
+        );
+    }
+    // A flow's role changed on B turns 200 into 403 on C, and back.
+    let (st, v) = b
+        .deploy(&echo_user_flow("orders-in", "/orders", "ESBMessaging.send"))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let took = within(second, || async {
+        c.call("/orders", Some(&auth), "x").await.status() == 403
+    })
+    .await;
+    assert!(took.is_some(), "the flow change on B reaches C");
+    let (st, _) = b
+        .deploy(&echo_user_flow("orders-in", "/orders", "Orders.Send"))
+        .await;
+    assert_eq!(st, 200);
+    let took = within(second, || async {
+        c.call("/orders", Some(&auth), "x").await.status() == 200
+    })
+    .await;
+    assert!(took.is_some());
+
+    // A Partner Directory change on C changes the partner check on A.
+    let flow = include_str!("../../../../examples/orders-partner-check.yaml");
+    let (st, v) = c.deploy(flow).await;
+    assert_eq!(st, 201, "{v}");
+    for body in [
+        json!({"Agency": "016", "Scheme": "DUNS", "Id": "123456789", "Pid": "ACME"}),
+        json!({"Agency": "016", "Scheme": "DUNS", "Id": "987654321", "Pid": "GLOBEX"}),
+    ] {
+        let (st, v) = c
+            .admin(Method::POST, "/api/v1/AlternativePartners", Some(body))
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (st, _) = c
+        .admin(
+            Method::POST,
+            "/api/v1/AuthorizedUsers",
+            Some(json!({"User": id, "Pid": "ACME"})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let order = |duns: &str| {
+        format!(
+            "<o:Order xmlns:o=\"urn:example:order\"><o:Header><o:SenderId>{duns}</o:SenderId></o:Header></o:Order>"
+        )
+    };
+    let took = within(second, || async {
+        a.call("/partner-orders", Some(&auth), &order("123456789"))
+            .await
+            .status()
+            == 200
+    })
+    .await;
+    assert!(took.is_some(), "the authorized user from C passes on A");
+    let (st, _) = c
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/AuthorizedUsers('{}')", id.to_lowercase()),
+            Some(json!({"Pid": "GLOBEX"})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let took = within(second, || async {
+        a.call("/partner-orders", Some(&auth), &order("123456789"))
+            .await
+            .status()
+            == 403
+    })
+    .await;
+    assert!(took.is_some(), "moving the user on C changes the check on A");
+
+    // A key deleted on A is refused by B and C; propagation measured over 100 changes.
+    let mut delays = Vec::with_capacity(100);
+    for i in 0..100 {
+        let pid = format!("P{i}");
+        let (st, _) = a
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/AuthorizedUsers('{}')", id.to_lowercase()),
+                Some(json!({"Pid": pid})),
+            )
+            .await;
+        assert_eq!(st, 204);
+        let start = Instant::now();
+        let took = within(Duration::from_secs(2), || async {
+            let (_, p) = b
+                .admin(Method::GET, &format!("/admin/v1/principals/{id}"), None)
+                .await;
+            p["partner"] == pid.as_str()
+        })
+        .await;
+        delays.push(took.unwrap_or_else(|| start.elapsed()));
+    }
+    delays.sort();
+    let p50 = delays[delays.len() / 2];
+    let max = delays[delays.len() - 1];
+    println!(
+        "propagation over 100 changes: p50 {:.1} ms, max {:.1} ms",
+        p50.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    assert!(
+        max <= Duration::from_secs(1),
+        "every change within 1 s (max {max:?})"
+    );
+
+    let (st, _) = a
+        .admin(Method::DELETE, "/admin/v1/service-instances/orders/keys/k1", None)
+        .await;
+    assert_eq!(st, 204);
+    for n in [b, c] {
+        let took = within(second, || async {
+            n.call("/orders", Some(&auth), "x").await.status() == 401
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "a deleted key is refused on every node within 1 s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_node_with_another_master_key_refuses_to_start() {
+    let nodes = Server::start_nodes(1).await;
+    let database = nodes[0].database.clone().expect("database");
+    let dir = tempfile::tempdir().expect("dir");
+    let out = std::process::Command::new(crate::fixture::BIN)
+        .args(["serve", "--http", "127.0.0.1:0", "--https", "-", "--data-dir"])
+        .arg(dir.path())
+        .args(["--database", &database])
+        .env("POSTERN_MASTER_KEY", "ff".repeat(32))
+        .env("POSTERN_ADMIN_PASSWORD", crate::fixture::ADMIN_PASSWORD)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("every node of a deployment needs the same master key"),
+        "{err}"
+    );
+}

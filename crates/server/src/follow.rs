@@ -1,0 +1,190 @@
+//! Following the changes other nodes make (PostgreSQL change feed). Partner Directory rows are
+//! re-read by key and applied to the directory; a change to anything else rebuilds the security
+//! snapshot (keys, users, roles, flows, token keys, trust). Applying is idempotent, so a change
+//! seen twice costs a re-read, never a wrong state.
+
+use std::collections::HashSet;
+
+use postern_core::Result;
+use postern_core::mpl::{CmpOp, Literal};
+use postern_core::partner::{
+    PartnerCondition, PartnerDelta, PartnerField, PartnerQuery, PartnerRow, PartnerSet,
+};
+use postern_store::Change;
+
+use crate::state::AppState;
+
+/// How long after its number a change may still commit and be picked up.
+const WINDOW_MS: i64 = 5_000;
+/// Most changes read per poll.
+const BATCH: u32 = 100_000;
+/// Above this many Partner Directory keys in one poll, reload the directory whole.
+const MAX_KEYED: usize = 5_000;
+
+/// Where a node is in the change feed.
+#[derive(Debug)]
+pub struct Follower {
+    last: i64,
+    seen: HashSet<i64>,
+}
+
+/// What one poll did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Changes applied.
+    pub changes: usize,
+    /// Whether the security snapshot was rebuilt.
+    pub security: bool,
+    /// Partner Directory entries re-read.
+    pub partner_keys: usize,
+}
+
+fn text(key: &serde_json::Value, field: &str) -> Option<String> {
+    key.get(field)?.as_str().map(str::to_owned)
+}
+
+fn eq(field: PartnerField, value: &str) -> PartnerCondition {
+    PartnerCondition {
+        field,
+        op: CmpOp::Eq,
+        value: Literal::Text(value.to_owned()),
+    }
+}
+
+impl Follower {
+    /// Starts after the newest change: what came before is in the state loaded at start.
+    pub async fn start(state: &AppState) -> Result<Self> {
+        Ok(Self {
+            last: state.store().last_change().await?,
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Applies the changes recorded since the last poll.
+    pub async fn poll(&mut self, state: &AppState) -> Result<Applied> {
+        let rows = state.store().changes_after(self.last, WINDOW_MS, BATCH).await?;
+        let fresh: Vec<&Change> = rows.iter().filter(|c| !self.seen.contains(&c.seq)).collect();
+        let mut applied = Applied {
+            changes: fresh.len(),
+            ..Applied::default()
+        };
+        if !fresh.is_empty() {
+            let mut keys: Vec<&Change> = Vec::new();
+            for c in &fresh {
+                match c.entity.as_str() {
+                    "alternative_partners" | "authorized_users" | "string_parameters" => keys.push(c),
+                    "partners" | "binary_parameters" => {}
+                    _ => applied.security = true,
+                }
+            }
+            if applied.security {
+                state.reload().await?;
+            }
+            if keys.len() > MAX_KEYED {
+                state.reload_directory().await?;
+                applied.partner_keys = keys.len();
+            } else if !keys.is_empty() {
+                let mut deltas = Vec::with_capacity(keys.len());
+                for c in &keys {
+                    if let Some(d) = current(state, c).await? {
+                        deltas.push(d);
+                    }
+                }
+                applied.partner_keys = deltas.len();
+                state.apply_partner_deltas(&deltas).await;
+            }
+        }
+        // Numbers at or below `last` can only come back inside the window; remember those.
+        self.seen = rows.iter().map(|c| c.seq).collect();
+        self.last = rows
+            .iter()
+            .map(|c| c.seq)
+            .max()
+            .unwrap_or(self.last)
+            .max(self.last);
+        Ok(applied)
+    }
+}
+
+/// The delta that brings this node's directory to the store's current row for a changed key.
+async fn current(state: &AppState, c: &Change) -> Result<Option<PartnerDelta>> {
+    let (set, conditions) = match c.entity.as_str() {
+        "alternative_partners" => {
+            let (Some(agency), Some(scheme), Some(id)) =
+                (text(&c.key, "agency"), text(&c.key, "scheme"), text(&c.key, "id"))
+            else {
+                return Ok(None);
+            };
+            let conds = vec![
+                eq(PartnerField::Agency, &agency),
+                eq(PartnerField::Scheme, &scheme),
+                eq(PartnerField::Id, &id),
+            ];
+            let (rows, _) = query(state, PartnerSet::AlternativePartners, conds).await?;
+            let pid = rows.into_iter().find_map(|r| match r {
+                PartnerRow::Alternative(a) => Some(a.pid),
+                _ => None,
+            });
+            return Ok(Some(PartnerDelta::Alternative {
+                agency,
+                scheme,
+                id,
+                pid,
+            }));
+        }
+        "authorized_users" => {
+            let Some(user) = text(&c.key, "user_name") else {
+                return Ok(None);
+            };
+            (PartnerSet::AuthorizedUsers, vec![eq(PartnerField::User, &user)])
+        }
+        "string_parameters" => {
+            let (Some(pid), Some(id)) = (text(&c.key, "pid"), text(&c.key, "id")) else {
+                return Ok(None);
+            };
+            (
+                PartnerSet::StringParameters,
+                vec![eq(PartnerField::Pid, &pid), eq(PartnerField::Id, &id)],
+            )
+        }
+        _ => return Ok(None),
+    };
+    let (rows, _) = query(state, set, conditions.clone()).await?;
+    let row = rows.into_iter().next();
+    Ok(match (set, row) {
+        (PartnerSet::AuthorizedUsers, Some(PartnerRow::User(u))) => Some(PartnerDelta::User {
+            user: u.user,
+            pid: Some(u.pid),
+        }),
+        (PartnerSet::AuthorizedUsers, _) => {
+            text(&c.key, "user_name").map(|user| PartnerDelta::User { user, pid: None })
+        }
+        (PartnerSet::StringParameters, Some(PartnerRow::String(p))) => Some(PartnerDelta::String {
+            pid: p.pid,
+            id: p.id,
+            value: Some(p.value),
+        }),
+        (PartnerSet::StringParameters, _) => match (text(&c.key, "pid"), text(&c.key, "id")) {
+            (Some(pid), Some(id)) => Some(PartnerDelta::String { pid, id, value: None }),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+async fn query(
+    state: &AppState,
+    set: PartnerSet,
+    conditions: Vec<PartnerCondition>,
+) -> Result<(Vec<PartnerRow>, u64)> {
+    state
+        .store()
+        .query_partners(&PartnerQuery {
+            set,
+            conditions,
+            order_by: None,
+            top: 1,
+            skip: 0,
+        })
+        .await
+}
