@@ -173,24 +173,18 @@ impl Server {
         let mut child = self.child.take().expect("running");
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        let http = self.url.trim_start_matches("http://").to_owned();
-        let https = self.https_url.trim_start_matches("https://").to_owned();
-        let database = self.database.take();
-        let extra: Vec<&str> = match &database {
-            Some(url) => vec!["--database", url.as_str()],
-            None => vec![],
-        };
-        let mut next =
-            Server::start_in_with(&self.dir.clone(), self.logs.clone(), &http, &https, &extra).await;
-        next._tmp = self._tmp.take();
-        next.database = database;
-        next
+        self.start_again().await
     }
 
     /// Stops this process and starts a new one on the same data directory.
     pub(crate) async fn restart(mut self) -> Server {
         assert!(self.terminate().await, "clean exit on SIGTERM");
-        // The same addresses again: the public URL, and so the token issuer, stay the same.
+        self.start_again().await
+    }
+
+    /// Starts a stopped server again on its data directory, database and addresses (the public
+    /// URL, and so the token issuer, stay the same).
+    async fn start_again(mut self) -> Server {
         let http = self.url.trim_start_matches("http://").to_owned();
         let https = self.https_url.trim_start_matches("https://").to_owned();
         let database = self.database.take();
