@@ -214,8 +214,8 @@ impl AppState {
 
     /// Applies Partner Directory changes in one transaction and publishes the changed directory
     /// before answering, so the next request sees it.
-    pub async fn write_partners(&self, changes: &[PartnerChange]) -> Result<Vec<PartnerDelta>> {
-        self.plan_and_write_partners(|_| Ok((changes.to_vec(), ())))
+    pub async fn write_partners(&self, changes: Vec<PartnerChange>) -> Result<Vec<PartnerDelta>> {
+        self.plan_and_write_partners(move |_| Ok((changes, ())))
             .await
             .map(|(_, deltas)| deltas)
     }

@@ -619,7 +619,7 @@ pub(crate) fn plan(
         (
             "PUT" | "MERGE" | "PATCH",
             PartnerSet::AlternativePartners,
-            Some(Key::Alternative { agency, scheme, id }),
+            Some(key @ Key::Alternative { agency, scheme, id }),
         ) => {
             let m = object(body)?;
             only(
@@ -638,7 +638,7 @@ pub(crate) fn plan(
                 }),
                 answer: Answer::NoContent,
                 action: "partner.alternative.update",
-                target: describe(res.set, res.key.as_ref().unwrap_or(&Key::Partner(String::new()))),
+                target: describe(res.set, key),
             })
         }
         ("DELETE", PartnerSet::AlternativePartners, Some(key @ Key::Alternative { agency, scheme, id })) => {
@@ -846,8 +846,6 @@ pub(crate) async fn apply(
     source: &str,
     now: i64,
 ) -> Result<Vec<(StatusCode, Option<Value>)>, ODataError> {
-    let changes: Vec<PartnerChange> = planned.iter().map(|p| p.change.clone()).collect();
-    s.write_partners(&changes).await?;
     let entries: Vec<postern_core::model::AuditEntry> = planned
         .iter()
         .map(|p| postern_core::model::AuditEntry {
@@ -860,13 +858,16 @@ pub(crate) async fn apply(
             source: source.to_owned(),
         })
         .collect();
+    let (changes, answers): (Vec<PartnerChange>, Vec<Answer>) =
+        planned.into_iter().map(|p| (p.change, p.answer)).unzip();
+    s.write_partners(changes).await?;
     if let Err(e) = s.store().append_audit(&entries).await {
         tracing::error!(error = %e, "partner directory change applied but not audited");
     }
     let base = super::base_url(s);
-    Ok(planned
+    Ok(answers
         .into_iter()
-        .map(|p| match p.answer {
+        .map(|answer| match answer {
             Answer::Created(row) => (
                 StatusCode::CREATED,
                 Some(json!({ "d": entity_json(&base, &row) })),
