@@ -174,20 +174,8 @@ pub async fn create_instance(
     };
     let roles = instance_roles(ctx.store, plan, params.roles).await?;
     let grant_types = grant_types(params.grant_types)?;
-    let redirect_uris = params.redirect_uris.unwrap_or_default();
-    if redirect_uris.len() > 20 || redirect_uris.iter().any(|u| u.len() > 2048) {
-        return Err(Error::invalid(
-            "parameters.redirect-uris",
-            "at most 20 URIs of 2048 characters",
-        ));
-    }
-    let token_validity = params.token_validity.unwrap_or(plan.default_token_validity());
-    if !(3600..=86400).contains(&token_validity) {
-        return Err(Error::invalid(
-            "parameters.access-token-validity",
-            "must be between 3600 and 86400 seconds",
-        ));
-    }
+    let redirect_uris = redirect_uris(params.redirect_uris.unwrap_or_default())?;
+    let token_validity = token_validity(params.token_validity.unwrap_or(plan.default_token_validity()))?;
     let instance = ServiceInstance {
         name,
         plan,
@@ -271,6 +259,70 @@ fn grant_types(given: Option<Vec<String>>) -> Result<Vec<String>> {
     let mut out = given;
     out.dedup();
     Ok(out)
+}
+
+/// Changes an instance's parameters, as `cf update-service NAME -c` does: the parameters given
+/// replace the instance's (roles, grant types, redirect URIs, token validity); those left out
+/// stay. Its keys keep working with the new roles at once; tokens already issued lose a removed
+/// role at once (their scope is narrowed to what the instance holds) and never gain one.
+pub async fn update_instance(
+    ctx: &Ctx<'_>,
+    name: &str,
+    params: InstanceParameters,
+) -> Result<ServiceInstance> {
+    let mut instance = ctx
+        .store
+        .instance(name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("service instance {name}")))?;
+    let before = instance.roles.clone();
+    if params.roles.is_some() {
+        instance.roles = instance_roles(ctx.store, instance.plan, params.roles).await?;
+    }
+    if params.grant_types.is_some() {
+        instance.grant_types = grant_types(params.grant_types)?;
+    }
+    if let Some(uris) = params.redirect_uris {
+        instance.redirect_uris = redirect_uris(uris)?;
+    }
+    if let Some(validity) = params.token_validity {
+        instance.token_validity = token_validity(validity)?;
+    }
+    if !ctx.store.update_instance(&instance).await? {
+        return Err(Error::NotFound(format!("service instance {name}")));
+    }
+    ctx.audit(
+        "service-instance.update",
+        name,
+        serde_json::json!({
+            "rolesBefore": before,
+            "roles": instance.roles,
+            "grant-types": instance.grant_types,
+            "access-token-validity": instance.token_validity,
+        }),
+    )
+    .await?;
+    Ok(instance)
+}
+
+fn redirect_uris(uris: Vec<String>) -> Result<Vec<String>> {
+    if uris.len() > 20 || uris.iter().any(|u| u.len() > 2048) {
+        return Err(Error::invalid(
+            "parameters.redirect-uris",
+            "at most 20 URIs of 2048 characters",
+        ));
+    }
+    Ok(uris)
+}
+
+fn token_validity(seconds: u32) -> Result<u32> {
+    if !(3600..=86400).contains(&seconds) {
+        return Err(Error::invalid(
+            "parameters.access-token-validity",
+            "must be between 3600 and 86400 seconds",
+        ));
+    }
+    Ok(seconds)
 }
 
 /// Deletes an instance and all its keys.

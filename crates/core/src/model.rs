@@ -233,6 +233,18 @@ pub struct TokenKey {
     pub retired_at: Option<i64>,
 }
 
+/// Postern's local CA as stored: one per deployment, shared by every node of a database, its
+/// private key sealed under the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCa {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    /// The sealed PKCS#8 private key (PEM bytes).
+    pub key_enc: Vec<u8>,
+    /// When it was stored.
+    pub created_at: i64,
+}
+
 /// A certificate-to-user mapping: the whole certificate authenticates as `user`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertMapping {

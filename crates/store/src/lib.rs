@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use postern_core::Result;
 use postern_core::model::CertMapping;
 use postern_core::model::{
-    AuditEntry, Role, ServiceInstance, ServiceKey, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
+    AuditEntry, Role, ServiceInstance, ServiceKey, StoredCa, StoredFlow, TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{Condition, Mpl, MplQuery};
 use postern_core::partner::{
@@ -66,6 +66,9 @@ pub trait InstanceStore {
     async fn instance(&self, name: &str) -> Result<Option<ServiceInstance>>;
     /// Inserts an instance; `Conflict` if the name exists.
     async fn insert_instance(&self, instance: &ServiceInstance) -> Result<()>;
+    /// Replaces an instance's roles, grant types, redirect URIs and token validity (its name,
+    /// plan and client id stay); false if it does not exist.
+    async fn update_instance(&self, instance: &ServiceInstance) -> Result<bool>;
     /// Deletes an instance and its keys; false if it did not exist.
     async fn delete_instance(&self, name: &str) -> Result<bool>;
     /// Keys of one instance, or of all instances.
@@ -123,7 +126,7 @@ pub trait AuditStore {
     async fn audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>>;
 }
 
-/// Token signing keys.
+/// Signing keys: the access-token signing keys and the local CA.
 #[async_trait]
 pub trait TokenKeyStore {
     /// All keys, oldest first.
@@ -132,6 +135,11 @@ pub trait TokenKeyStore {
     async fn rotate_token_key(&self, key: &TokenKey) -> Result<()>;
     /// Deletes keys retired before `before` (their tokens have all expired).
     async fn purge_token_keys(&self, before: i64) -> Result<u64>;
+    /// The local CA, when one is stored.
+    async fn local_ca(&self) -> Result<Option<StoredCa>>;
+    /// Stores `ca` unless a CA is stored already, and answers with the stored one: nodes
+    /// starting together on an empty database agree on the first.
+    async fn init_local_ca(&self, ca: &StoredCa) -> Result<StoredCa>;
 }
 
 /// CAs trusted for client certificates.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use postern_core::ids::{FlowId, InstanceName, KeyName, RoleName, UserName};
 use postern_core::model::CertMapping;
 use postern_core::model::{
-    AuditEntry, BoundCertificate, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredFlow,
+    AuditEntry, BoundCertificate, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredCa, StoredFlow,
     TechnicalUser, TokenKey, TrustedCa,
 };
 use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
@@ -231,6 +231,39 @@ impl InstanceStore for SqliteStore {
                 .map_err(storage)?;
         }
         tx.commit().await.map_err(storage)
+    }
+
+    async fn update_instance(&self, i: &ServiceInstance) -> Result<bool> {
+        let mut tx = self.write.begin().await.map_err(storage)?;
+        let done = sqlx::query(
+            "UPDATE service_instances SET grant_types = ?, redirect_uris = ?, token_validity = ? WHERE name = ?",
+        )
+        .bind(to_json(&i.grant_types))
+        .bind(to_json(&i.redirect_uris))
+        .bind(i64::from(i.token_validity))
+        .bind(i.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM instance_roles WHERE instance = ?")
+            .bind(i.name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        for (position, role) in i.roles.iter().enumerate() {
+            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES (?, ?, ?)")
+                .bind(i.name.as_str())
+                .bind(role.as_str())
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
     }
 
     async fn delete_instance(&self, name: &str) -> Result<bool> {
@@ -723,6 +756,38 @@ impl TokenKeyStore for SqliteStore {
             .await
             .map_err(storage)?;
         Ok(done.rows_affected())
+    }
+    async fn local_ca(&self) -> Result<Option<StoredCa>> {
+        let row = sqlx::query("SELECT cert_pem, key_enc, created_at FROM local_ca WHERE id = 1")
+            .fetch_optional(&self.read)
+            .await
+            .map_err(storage)?;
+        Ok(row.map(|row| StoredCa {
+            cert_pem: row.get("cert_pem"),
+            key_enc: row.get("key_enc"),
+            created_at: row.get("created_at"),
+        }))
+    }
+
+    async fn init_local_ca(&self, ca: &StoredCa) -> Result<StoredCa> {
+        sqlx::query(
+            "INSERT INTO local_ca (id, cert_pem, key_enc, created_at) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&ca.cert_pem)
+        .bind(ca.key_enc.as_slice())
+        .bind(ca.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        let row = sqlx::query("SELECT cert_pem, key_enc, created_at FROM local_ca WHERE id = 1")
+            .fetch_one(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(StoredCa {
+            cert_pem: row.get("cert_pem"),
+            key_enc: row.get("key_enc"),
+            created_at: row.get("created_at"),
+        })
     }
 }
 

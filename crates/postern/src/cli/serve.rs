@@ -227,7 +227,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let http = bind(config.http).await?;
     let https = bind(config.https).await?;
-    let ca = super::tls::load_ca(&config.data_dir)?;
+    let ca = super::tls::load_ca(
+        &config.data_dir,
+        store.as_ref(),
+        &Sealer::new(&master, "postern local CA v1"),
+    )
+    .await?;
     let identity = match &https {
         Some(_) => Some(super::tls::identity(
             &config.data_dir,
@@ -264,11 +269,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("created the first token signing key");
     }
     let served = identity.clone();
+    let local_ca = Arc::new(ca.ca);
     let (state, writers) = AppState::start(
         store.shared(),
         authn,
         sealer,
-        Arc::new(ca.ca),
+        local_ca.clone(),
         identity,
         ServerConfig {
             public_url: public_url.clone(),
@@ -287,7 +293,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "postern listening"
     );
     if https_addr.is_some() {
-        tokio::spawn(watch_certificates(state.clone(), config, served));
+        tokio::spawn(watch_certificates(state.clone(), config, local_ca, served));
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -393,22 +399,16 @@ async fn follow_changes(pg: Arc<PgStore>, state: AppState) {
 async fn watch_certificates(
     state: AppState,
     config: Config,
+    ca: Arc<postern_auth::pki::LocalCa>,
     mut current: Option<postern_server::TlsIdentity>,
 ) {
     let mut tick = tokio::time::interval(config.tls_reload);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let ca = match super::tls::load_ca(&config.data_dir) {
-            Ok(ca) => ca,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the local CA; keeping the current certificate");
-                continue;
-            }
-        };
         let next = super::tls::identity(
             &config.data_dir,
-            &ca.ca,
+            &ca,
             &config.tls_hostnames,
             config.tls_cert.as_deref(),
             config.tls_key.as_deref(),

@@ -19,6 +19,15 @@ pub(crate) enum ServiceCommand {
         #[arg(short = 'c', long = "parameters")]
         parameters: Option<String>,
     },
+    /// Change an instance's parameters (as `cf update-service -c`): those given replace the
+    /// instance's, the others stay; its keys carry the new roles at once.
+    Update {
+        /// Instance name.
+        name: String,
+        /// Parameters as JSON or a JSON file: {"roles": [...], "grant-types": [...], ...}.
+        #[arg(short = 'c', long = "parameters")]
+        parameters: String,
+    },
     /// List instances.
     List,
     /// Show one instance with its keys.
@@ -108,6 +117,17 @@ pub(crate) async fn run(cmd: ServiceCommand, c: &Client) -> anyhow::Result<()> {
                 );
                 println!();
                 table(&v["keys"], &["name", "keyType", "createdAt", "createdBy"]);
+            });
+        }
+        ServiceCommand::Update { name, parameters: p } => {
+            let body = json!({ "parameters": parameters(Some(&p))? });
+            let v = c
+                .patch(&format!("/admin/v1/service-instances/{}", seg(&name)), body)
+                .await?;
+            c.print(&v, |v| {
+                println!("service instance {name} updated");
+                println!("roles:       {}", cell(v.pointer("/parameters/roles")));
+                println!("grant-types: {}", cell(v.pointer("/parameters/grant-types")));
             });
         }
         ServiceCommand::Delete { name } => {

@@ -1,11 +1,14 @@
 //! TLS material for the HTTPS listener: the operator's own certificate and key, or Postern's
-//! local CA (created once in `<data-dir>/tls/`) and a server certificate it issues for the
-//! configured host names, renewed when the names change or 30 days before it expires.
+//! local CA (created once per deployment and kept in the database) and a server certificate it
+//! issues for the configured host names, renewed when the names change or 30 days before it
+//! expires.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use postern_auth::pki::LocalCa;
+use postern_auth::secret::Sealer;
+use postern_core::model::StoredCa;
 use postern_server::TlsIdentity;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -25,24 +28,63 @@ struct ServerMeta {
 /// Renew the generated server certificate this long before it expires.
 const RENEW_BEFORE_SECS: i64 = 30 * 86_400;
 
-/// Loads the CA from `<data-dir>/tls/`, creating it on first start.
-pub(crate) fn load_ca(data_dir: &Path) -> anyhow::Result<Ca> {
+/// Loads the deployment's CA from the database (every node of a PostgreSQL deployment shares
+/// it), storing one on first start: the CA of `<data-dir>/tls/` when an earlier version or the
+/// operator left one there, else a new one. Its certificate is written to `<data-dir>/tls/ca.pem`
+/// for senders to import; the private key stays in the database, sealed under the master key.
+pub(crate) async fn load_ca(
+    data_dir: &Path,
+    store: &dyn postern_store::Store,
+    sealer: &Sealer,
+) -> anyhow::Result<Ca> {
     let dir = data_dir.join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    let ca = if ca_cert.exists() {
-        LocalCa::from_pem(&read(&ca_cert)?, &read(&ca_key)?).context("loading the local CA")?
-    } else {
-        let suffix: String = postern_auth::secret::random::<4>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let ca = LocalCa::generate(&format!("Postern Local CA {suffix}"), OffsetDateTime::now_utc())?;
-        write_atomic(&ca_key, ca.key_pem(), true)?;
-        write_atomic(&ca_cert, ca.cert_pem(), false)?;
-        tracing::info!(ca = %ca_cert.display(), "created the local CA; senders import this file to trust Postern");
-        ca
+    let stored = match store.local_ca().await? {
+        Some(stored) => stored,
+        None => {
+            let (offered, origin) = if ca_cert.exists() && ca_key.exists() {
+                let ca = LocalCa::from_pem(&read(&ca_cert)?, &read(&ca_key)?)
+                    .with_context(|| format!("loading the CA in {}", dir.display()))?;
+                (ca, "imported the CA of the data directory into the database")
+            } else {
+                let suffix: String = postern_auth::secret::random::<4>()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let ca = LocalCa::generate(&format!("Postern Local CA {suffix}"), OffsetDateTime::now_utc())?;
+                (ca, "created the local CA")
+            };
+            let stored = store
+                .init_local_ca(&StoredCa {
+                    cert_pem: offered.cert_pem().to_owned(),
+                    key_enc: sealer.seal(offered.key_pem().as_bytes()),
+                    created_at: OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                })
+                .await?;
+            if stored.cert_pem == offered.cert_pem() {
+                tracing::info!(ca = %ca_cert.display(), "{origin}; senders import this file to trust Postern");
+            }
+            stored
+        }
     };
+    let key = sealer
+        .open(&stored.key_enc)
+        .and_then(|k| String::from_utf8(k).ok())
+        .with_context(|| {
+            "the master key does not open this database's CA key: every node of a deployment needs \
+             the same master key (POSTERN_MASTER_KEY or the same master.key file)"
+        })?;
+    let ca = LocalCa::from_pem(&stored.cert_pem, &key).context("loading the CA stored in the database")?;
+    if std::fs::read_to_string(&ca_cert).ok().as_deref() != Some(ca.cert_pem()) {
+        write_atomic(&ca_cert, ca.cert_pem(), false)?;
+        if ca_key.exists() {
+            tracing::warn!(
+                file = %ca_key.display(),
+                "this CA key is not the deployment's CA (which is in the database); it is not used"
+            );
+        }
+    }
     Ok(Ca { ca, file: ca_cert })
 }
 

@@ -176,6 +176,51 @@ async fn roles_instances_keys_validation() {
         assert!(!listing.to_string().contains(&secret), "{path} leaks the secret");
     }
 
+    // PATCH replaces the parameters given and keeps the others; bad ones are refused.
+    let patch = |path: &'static str, body: Value| s.admin(Method::PATCH, path, Some(body));
+    for (body, status, field) in [
+        (
+            json!({ "parameters": { "roles": ["Nope.Role"] } }),
+            400,
+            "parameters.roles",
+        ),
+        (json!({ "parameters": { "roles": [] } }), 400, "parameters.roles"),
+        (
+            json!({ "parameters": { "grant-types": ["magic"] } }),
+            400,
+            "parameters.grant-types",
+        ),
+        (
+            json!({ "parameters": { "access-token-validity": 5 } }),
+            400,
+            "parameters.access-token-validity",
+        ),
+        (json!({ "parameters": { "plan": "api" } }), 422, ""),
+        (json!({ "name": "other" }), 422, ""),
+    ] {
+        let (st, b) = patch("/admin/v1/service-instances/i1", body.clone()).await;
+        assert_eq!(st, status, "{body} -> {b}");
+        assert!(b["message"].as_str().expect("message").starts_with(field), "{b}");
+    }
+    let (st, _) = patch(
+        "/admin/v1/service-instances/nope",
+        json!({ "parameters": { "roles": ["Orders.Send"] } }),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, b) = patch(
+        "/admin/v1/service-instances/i1",
+        json!({ "parameters": { "roles": ["Orders.Send"], "access-token-validity": 7200 } }),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["parameters"]["roles"], json!(["Orders.Send"]));
+    assert_eq!(b["parameters"]["access-token-validity"], 7200);
+    assert_eq!(b["parameters"]["grant-types"], json!(["client_credentials"]));
+    assert_eq!(b["clientid"], inst["clientid"]);
+    let (_, audit) = s.admin(Method::GET, "/admin/v1/audit", None).await;
+    assert!(audit.to_string().contains("service-instance.update"), "{audit}");
+
     // A role in use cannot be deleted; the 409 names its users.
     assert_eq!(s.deploy(&echo_user_flow("f1", "/f1", "Orders.Send")).await.0, 201);
     let (st, b) = s
@@ -370,6 +415,18 @@ async fn readme_walkthrough_with_the_cli() {
     assert!(show.contains(id), "{show}");
     let listing = s.cli_ok(&["service", "list"]);
     assert!(listing.contains("orders-sender") && !listing.contains(secret));
+    // Taking the role from the instance (cf update-service) refuses its key at once.
+    let out = s.cli_ok(&[
+        "service",
+        "update",
+        "orders-sender",
+        "-c",
+        r#"{"roles":["ESBMessaging.send"]}"#,
+    ]);
+    assert!(out.contains("ESBMessaging.send"), "{out}");
+    let r = s.call("/orders", Some(&basic(id, secret)), "<Order/>").await;
+    assert_eq!(r.status(), 403);
+
     let (ok, _, err) = s.cli(&["role", "delete", "Orders.Send"]);
     assert!(!ok && err.contains("409"), "{err}");
     let (ok, _, err) = s.cli(&["service", "create", "bad name"]);

@@ -45,6 +45,35 @@ async fn nodes_see_each_others_changes_within_a_second() {
             "the key and flow from A work on another node within 1 s"
         );
     }
+    // One CA for the deployment: every node's server certificate is trusted through any node's
+    // ca.pem (B's data directory was new when it started, and so was C's).
+    let ca = std::fs::read(a.dir.join("tls/ca.pem")).expect("ca");
+    for n in [b, c] {
+        assert_eq!(std::fs::read(n.dir.join("tls/ca.pem")).expect("ca"), ca);
+        let r = a
+            .tls_client()
+            .get(format!("{}/healthz", n.https_url))
+            .send()
+            .await
+            .expect("https to another node with A's CA");
+        assert_eq!(r.status(), 200);
+    }
+    // A role removed from the instance on B turns 200 into 403 on C, and given back, 200.
+    for (roles, status) in [(json!(["ESBMessaging.send"]), 403), (json!(["Orders.Send"]), 200)] {
+        let (st, v) = b
+            .admin(
+                Method::PATCH,
+                "/admin/v1/service-instances/orders",
+                Some(json!({ "parameters": { "roles": roles } })),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let took = within(second, || async {
+            c.call("/orders", Some(&auth), "x").await.status() == status
+        })
+        .await;
+        assert!(took.is_some(), "the instance's roles from B reach C ({status})");
+    }
     // A flow's role changed on B turns 200 into 403 on C, and back.
     let (st, v) = b
         .deploy(&echo_user_flow("orders-in", "/orders", "ESBMessaging.send"))

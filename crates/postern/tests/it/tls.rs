@@ -75,11 +75,23 @@ async fn https_with_the_generated_ca() {
         .await
         .expect("https after restart");
     assert_eq!(r.status(), 200);
-    let key_mode = std::fs::metadata(s.dir.join("tls/ca.key")).expect("key");
+    let key_mode = std::fs::metadata(s.dir.join("tls/server.key")).expect("key");
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
         0o600
     );
+    // The CA's key is in the database, sealed under the master key, not in a file.
+    use postern_store::TokenKeyStore as _;
+    assert!(!s.dir.join("tls/ca.key").exists());
+    let stored = s
+        .open_store()
+        .await
+        .local_ca()
+        .await
+        .expect("ca")
+        .expect("stored");
+    assert_eq!(stored.cert_pem.as_bytes(), ca_before.as_slice());
+    assert!(!String::from_utf8_lossy(&stored.key_enc).contains("PRIVATE KEY"));
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/service-instances", get(list).post(create))
-        .route("/service-instances/{name}", get(one).delete(remove))
+        .route("/service-instances/{name}", get(one).patch(update).delete(remove))
         .route("/service-instances/{name}/keys", get(keys).post(create_key))
         .route(
             "/service-instances/{name}/keys/{key}",
@@ -32,6 +32,12 @@ struct CreateBody {
     name: String,
     plan: String,
     #[serde(default)]
+    parameters: InstanceParameters,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
     parameters: InstanceParameters,
 }
 
@@ -115,6 +121,21 @@ async fn create(
         ))
         .await?;
     Ok((StatusCode::CREATED, Json(view(&i, &[]))))
+}
+
+/// `PATCH {"parameters": {...}}`: the parameters given replace the instance's.
+async fn update(
+    State(s): State<AppState>,
+    a: Admin,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let c = ctx(&s, &a, now());
+    let i = s
+        .write(admin::update_instance(&c, &name, body.parameters))
+        .await?;
+    let keys = s.store().keys(Some(&name)).await?;
+    Ok(Json(view(&i, &keys)))
 }
 
 async fn remove(

@@ -1,9 +1,9 @@
-//! Keys and certificates on PostgreSQL: token signing keys, trusted CAs, certificate-to-user
-//! mappings.
+//! Keys and certificates on PostgreSQL: token signing keys, the local CA, trusted CAs,
+//! certificate-to-user mappings.
 
 use async_trait::async_trait;
 use postern_core::Result;
-use postern_core::model::{CertMapping, TokenKey, TrustedCa};
+use postern_core::model::{CertMapping, StoredCa, TokenKey, TrustedCa};
 use sqlx::Row;
 
 use super::{PgStore, storage};
@@ -62,6 +62,34 @@ impl TokenKeyStore for PgStore {
             .await
             .map_err(storage)?;
         Ok(done.rows_affected())
+    }
+
+    async fn local_ca(&self) -> Result<Option<StoredCa>> {
+        let row = sqlx::query("SELECT cert_pem, key_enc, created_at FROM local_ca WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(row.map(|row| StoredCa {
+            cert_pem: row.get("cert_pem"),
+            key_enc: row.get("key_enc"),
+            created_at: row.get("created_at"),
+        }))
+    }
+
+    async fn init_local_ca(&self, ca: &StoredCa) -> Result<StoredCa> {
+        sqlx::query(
+            "INSERT INTO local_ca (id, cert_pem, key_enc, created_at) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&ca.cert_pem)
+        .bind(ca.key_enc.as_slice())
+        .bind(ca.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        self.local_ca()
+            .await?
+            .ok_or_else(|| postern_core::Error::Internal("the local CA vanished after it was stored".into()))
     }
 }
 

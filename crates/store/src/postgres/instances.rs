@@ -88,6 +88,40 @@ impl InstanceStore for PgStore {
         tx.commit().await.map_err(storage)
     }
 
+    async fn update_instance(&self, i: &ServiceInstance) -> Result<bool> {
+        // Serialised: it grants roles, which a concurrent role delete checks.
+        let mut tx = self.begin_serialised().await?;
+        let done = sqlx::query(
+            "UPDATE service_instances SET grant_types = $1, redirect_uris = $2, token_validity = $3 WHERE name = $4",
+        )
+        .bind(to_json(&i.grant_types))
+        .bind(to_json(&i.redirect_uris))
+        .bind(i64::from(i.token_validity))
+        .bind(i.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM instance_roles WHERE instance = $1")
+            .bind(i.name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        for (position, role) in i.roles.iter().enumerate() {
+            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES ($1, $2, $3)")
+                .bind(i.name.as_str())
+                .bind(role.as_str())
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
     async fn delete_instance(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM service_instances WHERE name = $1")
             .bind(name)

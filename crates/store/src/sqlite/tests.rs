@@ -35,6 +35,7 @@ on_both_backends!(
     flows_replace_and_keep_addresses_unique,
     certificate_keys_bind_one_certificate,
     token_keys_rotate_to_one_current_key_and_purge,
+    the_first_local_ca_stored_wins,
     trusted_cas_and_cert_mappings_are_unique_by_certificate,
     audit_pages_newest_first,
     mpl_keeps_the_first_entry_of_a_guid,
@@ -576,6 +577,28 @@ async fn token_keys_rotate_to_one_current_key_and_purge(s: &dyn Store) {
         .filter(|k| k.retired_at.is_none())
         .count();
     assert_eq!(current, 1);
+}
+
+async fn the_first_local_ca_stored_wins(s: &dyn Store) {
+    use postern_core::model::StoredCa;
+    assert_eq!(s.local_ca().await.expect("ca"), None);
+    let ca = |n: u8| StoredCa {
+        cert_pem: format!("cert {n}"),
+        key_enc: vec![n; 40],
+        created_at: i64::from(n),
+    };
+    // Nodes starting together on an empty database each offer theirs; all get the same one.
+    let (one, two, three) = (ca(1), ca(2), ca(3));
+    let (a, b, c) = tokio::join!(
+        s.init_local_ca(&one),
+        s.init_local_ca(&two),
+        s.init_local_ca(&three)
+    );
+    let (a, b, c) = (a.expect("a"), b.expect("b"), c.expect("c"));
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(s.local_ca().await.expect("ca"), Some(a.clone()));
+    assert_eq!(s.init_local_ca(&ca(9)).await.expect("again"), a);
 }
 
 async fn trusted_cas_and_cert_mappings_are_unique_by_certificate(s: &dyn Store) {
