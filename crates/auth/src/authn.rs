@@ -273,6 +273,17 @@ impl Authenticator {
         matched
     }
 
+    /// Authenticates a technical user by name and password (the web console's login form).
+    pub async fn user_password(
+        &self,
+        snapshot: &Snapshot,
+        name: &str,
+        password: &str,
+    ) -> Result<Principal, AuthFailure> {
+        let user = snapshot.user(name).ok_or(AuthFailure::UnknownUser)?;
+        self.password(user, password).await
+    }
+
     async fn password(&self, user: &User, password: &str) -> Result<Principal, AuthFailure> {
         if !self
             .passwords

@@ -37,6 +37,8 @@ pub struct Applied {
     pub security: bool,
     /// Partner Directory entries re-read.
     pub partner_keys: usize,
+    /// Whether everything was reloaded because changes this node missed were pruned.
+    pub full_reload: bool,
 }
 
 fn text(key: &serde_json::Value, field: &str) -> Option<String> {
@@ -60,8 +62,23 @@ impl Follower {
         })
     }
 
-    /// Applies the changes recorded since the last poll.
+    /// Applies the changes recorded since the last poll; reloads everything when some of them
+    /// were pruned before this node read them (it was away longer than the feed keeps changes).
     pub async fn poll(&mut self, state: &AppState) -> Result<Applied> {
+        if self.last < state.store().pruned_through().await? {
+            // Read the position first: what is written while reloading is applied again next
+            // time, which is harmless.
+            let last = state.store().last_change().await?;
+            state.reload().await?;
+            state.reload_directory().await?;
+            self.last = last;
+            self.seen.clear();
+            return Ok(Applied {
+                security: true,
+                full_reload: true,
+                ..Applied::default()
+            });
+        }
         let rows = state.store().changes_after(self.last, WINDOW_MS, BATCH).await?;
         let fresh: Vec<&Change> = rows.iter().filter(|c| !self.seen.contains(&c.seq)).collect();
         let mut applied = Applied {

@@ -87,6 +87,7 @@ pub async fn serve_tls(
                 .map(|c| PeerCertificate::read(c.as_ref()));
             let svc = app.map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(crate::tls::OverTls);
                 if let Some(c) = &cert {
                     req.extensions_mut().insert(c.clone());
                 }

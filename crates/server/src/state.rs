@@ -197,8 +197,19 @@ impl AppState {
     pub async fn write<T>(&self, change: impl Future<Output = Result<T>>) -> Result<T> {
         let _guard = self.0.writes.lock().await;
         let out = change.await;
-        // Rebuild even after a failed write: part of it may have landed before the error.
-        self.reload_locked().await?;
+        match &out {
+            Ok(_) => self.reload_locked().await?,
+            // The database is away: a rebuild would fail as well (after another timeout), and
+            // on PostgreSQL the change feed brings in anything that landed after all.
+            Err(Error::Unavailable(_)) => {}
+            // Rebuild after other failures too, since part of a write may have landed before the
+            // error; the write's own error is the answer.
+            Err(_) => {
+                if let Err(e) = self.reload_locked().await {
+                    tracing::warn!(error = %e, "rebuilding the snapshot after a failed write failed");
+                }
+            }
+        }
         out
     }
 

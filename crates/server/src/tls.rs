@@ -27,6 +27,10 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
+/// Marks a request that arrived over TLS (the console sets `Secure` on its cookie then).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OverTls;
+
 /// The client certificate of a connection, read once per connection: SHA-256 (the key for
 /// bound keys and mappings) and the subject and issuer DNs (for client-certificate channels).
 #[derive(Clone, Debug)]

@@ -182,6 +182,35 @@ pub trait PartnerStore {
     async fn query_partners(&self, query: &PartnerQuery) -> Result<(Vec<PartnerRow>, u64)>;
 }
 
+/// A web console session: the SHA-256 of the id the browser holds, the user, the session's CSRF
+/// token and its lifetime (Unix ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the session id.
+    pub id_hash: Vec<u8>,
+    /// The logged-in user.
+    pub user: String,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    /// Login time.
+    pub created_at: i64,
+    /// End of the session.
+    pub expires_at: i64,
+}
+
+/// Web console sessions.
+#[async_trait]
+pub trait SessionStore {
+    /// Stores a new session.
+    async fn insert_session(&self, session: &ConsoleSession) -> Result<()>;
+    /// The session with this id hash, if it has not expired at `now`.
+    async fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<ConsoleSession>>;
+    /// Ends a session; false if there was none.
+    async fn delete_session(&self, id_hash: &[u8]) -> Result<bool>;
+    /// Deletes sessions that expired before `now`.
+    async fn purge_sessions(&self, now: i64) -> Result<u64>;
+}
+
 /// One recorded change of the change feed (PostgreSQL): the table and the changed row's key
 /// columns (Partner Directory tables) or `{}` (the others).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -200,10 +229,13 @@ pub trait ChangeStore {
     /// Changes after `after`, and those recorded in the last `window_ms` (a transaction that
     /// took its sequence number earlier may commit later), oldest first, at most `limit`.
     async fn changes_after(&self, after: i64, window_ms: i64, limit: u32) -> Result<Vec<Change>>;
-    /// The newest sequence number, 0 when none.
+    /// The newest sequence number recorded or pruned, 0 when none.
     async fn last_change(&self) -> Result<i64>;
-    /// Deletes changes older than `older_than_ms`.
+    /// Deletes changes older than `older_than_ms` and moves the horizon past them.
     async fn prune_changes(&self, older_than_ms: i64) -> Result<u64>;
+    /// The newest sequence number pruned (0 when none): a node whose last applied change is
+    /// older missed changes it can no longer read and must reload everything.
+    async fn pruned_through(&self) -> Result<i64>;
 }
 
 /// Everything a backend provides.
@@ -219,6 +251,7 @@ pub trait Store:
     + CertMappingStore
     + PartnerStore
     + ChangeStore
+    + SessionStore
     + Send
     + Sync
 {
@@ -236,6 +269,7 @@ impl<T> Store for T where
         + CertMappingStore
         + PartnerStore
         + ChangeStore
+        + SessionStore
         + Send
         + Sync
 {

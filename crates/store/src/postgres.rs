@@ -25,6 +25,11 @@ mod tests;
 /// a few connections serve a node; many nodes on one server must stay under `max_connections`.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// Longest a query waits for a connection, including (re)connecting to the server: while the
+/// database is down, an admin write answers 503 after this rather than after sqlx's 30 s default,
+/// and the background writers retry at this pace.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The advisory lock key of the serialised write transactions ("postern" in ASCII).
 const WRITE_LOCK: i64 = 0x0070_6f73_7465_726e;
 
@@ -62,6 +67,7 @@ impl PgStore {
         );
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|e| Error::Unavailable(format!("connecting to {target}: {e}")))?;
@@ -137,22 +143,35 @@ impl crate::ChangeStore for PgStore {
     }
 
     async fn last_change(&self) -> Result<i64> {
-        sqlx::query_scalar::<_, Option<i64>>("SELECT max(seq) FROM changes")
-            .fetch_one(&self.pool)
-            .await
-            .map(|v| v.unwrap_or(0))
-            .map_err(crate::common::storage)
+        sqlx::query_scalar::<_, i64>(
+            "SELECT GREATEST((SELECT max(seq) FROM changes), (SELECT seq FROM change_horizon WHERE id = 1), 0)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(crate::common::storage)
     }
 
     async fn prune_changes(&self, older_than_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM changes WHERE at < clock_timestamp() - make_interval(secs => $1::double precision / 1000)",
+        // One statement: the horizon moves with the rows it removes.
+        let done = sqlx::query_scalar::<_, i64>(
+            "WITH gone AS (DELETE FROM changes \
+                 WHERE at < clock_timestamp() - make_interval(secs => $1::double precision / 1000) RETURNING seq), \
+             moved AS (UPDATE change_horizon SET seq = GREATEST(seq, (SELECT COALESCE(max(seq), 0) FROM gone)) \
+                 WHERE id = 1) \
+             SELECT count(*) FROM gone",
         )
         .bind(older_than_ms)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(crate::common::storage)?;
-        Ok(done.rows_affected())
+        Ok(done as u64)
+    }
+
+    async fn pruned_through(&self) -> Result<i64> {
+        sqlx::query_scalar::<_, i64>("SELECT seq FROM change_horizon WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(crate::common::storage)
     }
 }
 

@@ -918,4 +918,62 @@ impl crate::ChangeStore for SqliteStore {
     async fn prune_changes(&self, _older_than_ms: i64) -> Result<u64> {
         Ok(0)
     }
+
+    async fn pruned_through(&self) -> Result<i64> {
+        Ok(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::SessionStore for SqliteStore {
+    async fn insert_session(&self, s: &crate::ConsoleSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, user_name, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(s.id_hash.as_slice())
+        .bind(&s.user)
+        .bind(&s.csrf)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<crate::ConsoleSession>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_name, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(storage)?;
+        Ok(row.map(|row| crate::ConsoleSession {
+            id_hash: row.get("id_hash"),
+            user: row.get("user_name"),
+            csrf: row.get("csrf"),
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+        }))
+    }
+
+    async fn delete_session(&self, id_hash: &[u8]) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_sessions(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -177,9 +177,18 @@ impl Database {
                 SqliteStore::open(url).await.context("opening the database")?,
             ))
         } else {
-            let store = PgStore::open(url)
-                .await
-                .context("opening the PostgreSQL database")?;
+            // A node may start together with its database: wait for it a while.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let store = loop {
+                match PgStore::open(url).await {
+                    Ok(s) => break s,
+                    Err(postern_core::Error::Unavailable(e)) if std::time::Instant::now() < deadline => {
+                        tracing::warn!(error = %e, "the database is not reachable yet; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context("opening the PostgreSQL database")),
+                }
+            };
             tracing::info!("using PostgreSQL");
             Database::Postgres(Arc::new(store))
         })
@@ -376,6 +385,10 @@ async fn follow_changes(pg: Arc<PgStore>, state: AppState) {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         match follower.poll(&state).await {
+            Ok(a) if a.full_reload => tracing::warn!(
+                "changes this node missed were pruned from the change feed (it was away for more \
+                 than an hour); reloaded all configuration and the Partner Directory"
+            ),
             Ok(a) if a.changes > 0 => tracing::info!(
                 changes = a.changes,
                 security = a.security,

@@ -141,8 +141,16 @@ impl Server {
 
     /// Sends SIGTERM without waiting.
     pub(crate) fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal (`TERM`, `STOP`, `CONT`, ...) without waiting.
+    pub(crate) fn signal(&self, name: &str) {
         let id = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &id]).status().expect("kill");
+        let ok = Command::new("kill")
+            .args([format!("-{name}").as_str(), &id])
+            .status()
+            .expect("kill");
         assert!(ok.success());
     }
 
@@ -351,7 +359,12 @@ impl Server {
 
     /// Starts `n` nodes on one new PostgreSQL database with one master key.
     pub(crate) async fn start_nodes(n: usize) -> Vec<Server> {
-        let database = new_pg_database();
+        Server::start_nodes_on(&new_pg_database(), n).await
+    }
+
+    /// Starts `n` nodes on the PostgreSQL database at `database` with one master key.
+    pub(crate) async fn start_nodes_on(database: &str, n: usize) -> Vec<Server> {
+        let database = database.to_owned();
         let mut nodes = Vec::with_capacity(n);
         for _ in 0..n {
             let tmp = tempfile::tempdir().expect("temp dir");
@@ -404,6 +417,78 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A PostgreSQL cluster of one test's own (`dev/pg-cluster start --crash-safe`), so that the test
+/// can stop and start it without disturbing the suite's cluster; stopped and removed on drop.
+pub(crate) struct PgCluster {
+    /// `postgres://postern@127.0.0.1:PORT/postgres`.
+    pub(crate) url: String,
+    dir: String,
+}
+
+impl PgCluster {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/pg-cluster")
+    }
+
+    /// Starts a new cluster whose acknowledged commits survive [`PgCluster::pause`].
+    pub(crate) async fn start() -> PgCluster {
+        let out = tokio::process::Command::new(Self::script())
+            .args(["start", "--crash-safe"])
+            .output()
+            .await
+            .expect("run dev/pg-cluster start");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "dev/pg-cluster start: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `export POSTERN_TEST_POSTGRES_URL=... POSTERN_TEST_PG_DIR=...`
+        let value = |name: &str| {
+            stdout
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("{name} in the output of dev/pg-cluster start: {stdout}"))
+                .to_owned()
+        };
+        PgCluster {
+            url: value("POSTERN_TEST_POSTGRES_URL"),
+            dir: value("POSTERN_TEST_PG_DIR"),
+        }
+    }
+
+    async fn run(&self, what: &str) {
+        let out = tokio::process::Command::new(Self::script())
+            .args([what, self.dir.as_str()])
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("run dev/pg-cluster {what}: {e}"));
+        assert!(
+            out.status.success(),
+            "dev/pg-cluster {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl -m immediate`), keeping its data.
+    pub(crate) async fn pause(&self) {
+        self.run("pause").await;
+    }
+
+    /// Starts the server again on the same port, with the same data.
+    pub(crate) async fn resume(&self) {
+        self.run("resume").await;
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .args(["stop", self.dir.as_str()])
+            .status();
     }
 }
 

@@ -11,6 +11,7 @@ mod mpl;
 mod mtls;
 mod multinode;
 mod oauth;
+mod outage;
 mod partner;
 mod sender;
 mod tls;

@@ -197,6 +197,41 @@ async fn nodes_see_each_others_changes_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_node_away_longer_than_the_feed_keeps_changes_reloads_everything() {
+    let nodes = Server::start_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (id, secret) = a.orders_flow().await;
+    let auth = basic(&id, &secret);
+    assert!(
+        within(Duration::from_secs(1), || async {
+            b.call("/orders", Some(&auth), "x").await.status() == 200
+        })
+        .await
+        .is_some()
+    );
+    // B is frozen while A deletes the key and the feed is pruned past that change (as an hour
+    // of absence would): B cannot catch up change by change and must reload.
+    b.signal("STOP");
+    let (st, _) = a
+        .admin(Method::DELETE, "/admin/v1/service-instances/orders/keys/k1", None)
+        .await;
+    assert_eq!(st, 204);
+    let store = a.open_store().await;
+    assert!(store.prune_changes(0).await.expect("prune") > 0);
+    assert!(store.pruned_through().await.expect("horizon") > 0);
+    b.signal("CONT");
+    let took = within(Duration::from_secs(3), || async {
+        b.call("/orders", Some(&auth), "x").await.status() == 401
+    })
+    .await;
+    assert!(took.is_some(), "B reloaded and refuses the deleted key");
+    assert!(
+        b.log_text().contains("changes this node missed were pruned"),
+        "B says it reloaded"
+    );
+}
+
+#[tokio::test]
 async fn a_node_with_another_master_key_refuses_to_start() {
     let nodes = Server::start_nodes(1).await;
     let database = nodes[0].database.clone().expect("database");

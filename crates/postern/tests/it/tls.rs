@@ -81,7 +81,6 @@ async fn https_with_the_generated_ca() {
         0o600
     );
     // The CA's key is in the database, sealed under the master key, not in a file.
-    use postern_store::TokenKeyStore as _;
     assert!(!s.dir.join("tls/ca.key").exists());
     let stored = s
         .open_store()

@@ -28,7 +28,7 @@ struct CreateBody {
     certificate: String,
 }
 
-fn view(m: &CertMapping) -> Value {
+pub(crate) fn view(m: &CertMapping) -> Value {
     json!({
         "id": m.id,
         "user": m.user,

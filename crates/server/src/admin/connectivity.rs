@@ -39,21 +39,21 @@ const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TestBody {
-    host: String,
+pub(crate) struct TestBody {
+    pub(crate) host: String,
     #[serde(default)]
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
     #[serde(default)]
-    validate_server_certificate: Option<bool>,
+    pub(crate) validate_server_certificate: Option<bool>,
     #[serde(default)]
-    timeout_seconds: Option<u64>,
+    pub(crate) timeout_seconds: Option<u64>,
 }
 
 /// What the handshake showed.
-struct Probe {
-    protocol: String,
-    cipher: String,
-    chain: Vec<CertInfo>,
+pub(crate) struct Probe {
+    pub(crate) protocol: String,
+    pub(crate) cipher: String,
+    pub(crate) chain: Vec<CertInfo>,
 }
 
 async fn test(
@@ -100,7 +100,7 @@ async fn download(
 }
 
 /// Host names and IP addresses only: no scheme, path, port or user part.
-fn check(body: &TestBody) -> Result<(String, u16, bool, Duration), ApiError> {
+pub(crate) fn check(body: &TestBody) -> Result<(String, u16, bool, Duration), ApiError> {
     let host = body.host.trim();
     let ip = host.parse::<IpAddr>().is_ok();
     let name_ok = !host.is_empty()
@@ -132,7 +132,7 @@ fn check(body: &TestBody) -> Result<(String, u16, bool, Duration), ApiError> {
     ))
 }
 
-async fn probe(
+pub(crate) async fn probe(
     s: &AppState,
     host: &str,
     port: u16,
@@ -207,7 +207,7 @@ fn is_root(c: &CertInfo) -> bool {
     c.is_ca && postern_core::dn::Dn::parse(&c.subject).ok() == postern_core::dn::Dn::parse(&c.issuer).ok()
 }
 
-fn cert_view(i: usize, c: &CertInfo) -> Value {
+pub(crate) fn cert_view(i: usize, c: &CertInfo) -> Value {
     json!({
         "position": i,
         "subject": c.subject,
@@ -232,7 +232,7 @@ fn file_name(i: usize, c: &CertInfo) -> String {
     format!("{:02}-{kind}{}.cer", i + 1, safe_name(cn))
 }
 
-fn safe_name(s: &str) -> String {
+pub(crate) fn safe_name(s: &str) -> String {
     let out: String = s
         .chars()
         .map(|c| {
@@ -247,7 +247,7 @@ fn safe_name(s: &str) -> String {
     if out.is_empty() { "certificate".into() } else { out }
 }
 
-fn zip_chain(chain: &[CertInfo]) -> Result<Vec<u8>, String> {
+pub(crate) fn zip_chain(chain: &[CertInfo]) -> Result<Vec<u8>, String> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (i, c) in chain.iter().enumerate() {

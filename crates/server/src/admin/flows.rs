@@ -21,7 +21,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/flows/{id}", get(one).put(put).delete(remove))
 }
 
-fn view(s: &AppState, d: &DeployedFlow) -> Value {
+pub(crate) fn view(s: &AppState, d: &DeployedFlow) -> Value {
     let f = &d.flow;
     json!({
         "id": f.id,

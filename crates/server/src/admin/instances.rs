@@ -49,7 +49,7 @@ struct KeyBody {
     parameters: KeyParameters,
 }
 
-fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
+pub(crate) fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
     json!({
         "name": i.name,
         "plan": i.plan.as_str(),
@@ -68,7 +68,7 @@ fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
 
 /// A key as listed: never its secret or hash; for certificate keys the certificate's fingerprint
 /// and expiry.
-fn key_view(k: &ServiceKey) -> Value {
+pub(crate) fn key_view(k: &ServiceKey) -> Value {
     let mut v = json!({
         "name": k.name,
         "instance": k.instance,

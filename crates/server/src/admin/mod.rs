@@ -4,16 +4,16 @@
 //! snapshot before the answer goes out.
 
 mod audit;
-mod cert_mappings;
-mod connectivity;
+pub(crate) mod cert_mappings;
+pub(crate) mod connectivity;
 mod explain;
-mod flows;
-mod instances;
-mod partner_directory;
-mod roles;
+pub(crate) mod flows;
+pub(crate) mod instances;
+pub(crate) mod partner_directory;
+pub(crate) mod roles;
 mod token_keys;
 mod trust;
-mod users;
+pub(crate) mod users;
 
 use axum::Router;
 use postern_core::time::rfc3339;

@@ -106,6 +106,11 @@ async fn all(s: &AppState, set: PartnerSet) -> Result<Vec<PartnerRow>, ApiError>
 }
 
 async fn export(State(s): State<AppState>, _a: Admin) -> Result<Json<Document>, ApiError> {
+    Ok(Json(export_document(&s).await?))
+}
+
+/// The whole Partner Directory as one exchange document.
+pub(crate) async fn export_document(s: &AppState) -> Result<Document, ApiError> {
     let mut doc = Document::default();
     for set in [
         PartnerSet::AlternativePartners,
@@ -113,7 +118,7 @@ async fn export(State(s): State<AppState>, _a: Admin) -> Result<Json<Document>, 
         PartnerSet::StringParameters,
         PartnerSet::BinaryParameters,
     ] {
-        for row in all(&s, set).await? {
+        for row in all(s, set).await? {
             match row {
                 PartnerRow::Alternative(a) => doc.alternative_partners.push(AltDoc {
                     agency: a.agency,
@@ -140,7 +145,7 @@ async fn export(State(s): State<AppState>, _a: Admin) -> Result<Json<Document>, 
             }
         }
     }
-    Ok(Json(doc))
+    Ok(doc)
 }
 
 #[derive(Deserialize)]
@@ -165,13 +170,26 @@ async fn import(
     Query(o): Query<ImportOptions>,
     ApiJson(doc): ApiJson<Document>,
 ) -> Result<Json<Value>, ApiError> {
-    let dry_run = o.dry_run.unwrap_or(false);
-    let now = now_ms();
     let by = a.principal.name.to_string();
+    Ok(Json(
+        run_import(&s, &by, &a.source, doc, o.dry_run.unwrap_or(false)).await?,
+    ))
+}
+
+/// Imports a document as `by` (or only reports what it would do): what is new is created and
+/// what differs is updated, in one transaction; nothing is deleted.
+pub(crate) async fn run_import(
+    s: &AppState,
+    by: &str,
+    source: &str,
+    doc: Document,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let now = now_ms();
     let audit = Audit {
-        created_by: by.clone(),
+        created_by: by.to_owned(),
         created_at: now,
-        modified_by: by.clone(),
+        modified_by: by.to_owned(),
         modified_at: now,
     };
     let entries = validate(doc, &audit)?;
@@ -179,7 +197,7 @@ async fn import(
     let binaries: HashMap<(String, String), (String, Vec<u8>)> = if entries.binaries.is_empty() {
         HashMap::new()
     } else {
-        all(&s, PartnerSet::BinaryParameters)
+        all(s, PartnerSet::BinaryParameters)
             .await?
             .into_iter()
             .filter_map(|r| match r {
@@ -202,11 +220,11 @@ async fn import(
         let entry = postern_core::model::AuditEntry {
             id: 0,
             at: now,
-            actor: by,
+            actor: by.to_owned(),
             action: "partner.import".into(),
             target: "partner-directory".into(),
             detail: json!({ "created": created, "updated": updated }).to_string(),
-            source: a.source.clone(),
+            source: source.to_owned(),
         };
         s.store().append_audit(&[entry]).await?;
     }
@@ -216,14 +234,14 @@ async fn import(
         .take(LISTED)
         .map(|l| json!({ "action": l.action, "entity": l.entity }))
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "dryRun": dry_run,
         "created": created,
         "updated": updated,
         "unchanged": planned.unchanged,
         "changes": listed,
         "changesListed": listed.len(),
-    })))
+    }))
 }
 
 /// The document's entries, checked.

@@ -39,7 +39,7 @@ struct UpdateBody {
     description: String,
 }
 
-fn view(r: &Role) -> Value {
+pub(crate) fn view(r: &Role) -> Value {
     json!({
         "name": r.name,
         "description": r.description,

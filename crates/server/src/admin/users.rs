@@ -42,7 +42,7 @@ struct UpdateBody {
 
 /// A user as shown: never the password hash. `grantedRoles` lists what the user holds without
 /// an explicit assignment: `ESBMessaging.send` for an authorized user of the Partner Directory.
-fn view_in(live: &Live, u: &TechnicalUser) -> Value {
+pub(crate) fn view_in(live: &Live, u: &TechnicalUser) -> Value {
     json!({
         "name": u.name,
         "roles": u.roles,

@@ -1,4 +1,4 @@
-//! User roles and technical users on PostgreSQL.
+//! User roles, technical users and web console sessions on PostgreSQL.
 
 use async_trait::async_trait;
 use postern_core::Result;
@@ -209,4 +209,58 @@ fn user_row<'a>(row: &PgRow, roles: impl Iterator<Item = &'a str>) -> Result<Tec
             .collect::<Result<_>>()?,
         created_at: row.get("created_at"),
     })
+}
+
+#[async_trait::async_trait]
+impl crate::SessionStore for PgStore {
+    async fn insert_session(&self, s: &crate::ConsoleSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, user_name, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(s.id_hash.as_slice())
+        .bind(&s.user)
+        .bind(&s.csrf)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<crate::ConsoleSession>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_name, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(row.map(|row| crate::ConsoleSession {
+            id_hash: row.get("id_hash"),
+            user: row.get("user_name"),
+            csrf: row.get("csrf"),
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+        }))
+    }
+
+    async fn delete_session(&self, id_hash: &[u8]) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_sessions(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -9,7 +9,7 @@ use postern_core::Error;
 use postern_core::partner::{Audit, PartnerChange, StringParameter};
 
 use super::{PgStore, test_db};
-use crate::{PartnerStore, RoleStore};
+use crate::{ChangeStore, PartnerStore, RoleStore};
 
 fn migration_names(dialect: &str) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -101,6 +101,33 @@ async fn text_postgresql_cannot_store_is_invalid_input() {
             .await
             .expect_err("NUL in text");
         assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pruning_the_change_feed_moves_its_horizon() {
+    test_db::run(|store| async move {
+        assert_eq!(store.pruned_through().await.expect("horizon"), 0);
+        let role = postern_core::model::Role {
+            name: postern_core::ids::RoleName::parse("Orders.Send").expect("name"),
+            description: "d".into(),
+            builtin: false,
+            created_at: 1,
+            modified_at: 1,
+        };
+        store.insert_role(&role).await.expect("insert");
+        let last = store.last_change().await.expect("last");
+        assert!(last > 0);
+        assert_eq!(store.changes_after(0, 0, 100).await.expect("changes").len(), 1);
+        // Nothing is old enough yet.
+        assert_eq!(store.prune_changes(3_600_000).await.expect("prune"), 0);
+        assert_eq!(store.pruned_through().await.expect("horizon"), 0);
+        assert_eq!(store.prune_changes(0).await.expect("prune"), 1);
+        assert_eq!(store.pruned_through().await.expect("horizon"), last);
+        // The feed is empty, but the position a new node starts from does not go back.
+        assert!(store.changes_after(0, 0, 100).await.expect("changes").is_empty());
+        assert_eq!(store.last_change().await.expect("last"), last);
     })
     .await;
 }

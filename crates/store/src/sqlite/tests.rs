@@ -36,6 +36,7 @@ on_both_backends!(
     certificate_keys_bind_one_certificate,
     token_keys_rotate_to_one_current_key_and_purge,
     the_first_local_ca_stored_wins,
+    console_sessions_expire_and_end,
     trusted_cas_and_cert_mappings_are_unique_by_certificate,
     audit_pages_newest_first,
     mpl_keeps_the_first_entry_of_a_guid,
@@ -833,4 +834,28 @@ async fn partner_directory_pages_updates_and_names_the_failing_change(s: &dyn St
     };
     let (rows, total) = s.query_partners(&binaries).await.expect("query");
     assert_eq!((rows, total), (vec![PartnerRow::Binary(bin("xml", vec![7]))], 1));
+}
+
+async fn console_sessions_expire_and_end(s: &dyn Store) {
+    use crate::ConsoleSession;
+    let session = |n: u8, expires_at: i64| ConsoleSession {
+        id_hash: vec![n; 32],
+        user: "admin".into(),
+        csrf: format!("csrf{n}"),
+        created_at: 10,
+        expires_at,
+    };
+    s.insert_session(&session(1, 100)).await.expect("insert");
+    s.insert_session(&session(2, 200)).await.expect("insert");
+    assert!(
+        s.insert_session(&session(2, 300)).await.is_err(),
+        "ids are unique"
+    );
+    assert_eq!(s.session(&[1; 32], 50).await.expect("get"), Some(session(1, 100)));
+    assert_eq!(s.session(&[1; 32], 100).await.expect("get"), None, "expired");
+    assert_eq!(s.session(&[3; 32], 50).await.expect("get"), None);
+    assert_eq!(s.purge_sessions(150).await.expect("purge"), 1);
+    assert!(s.delete_session(&[2; 32]).await.expect("delete"));
+    assert!(!s.delete_session(&[2; 32]).await.expect("delete"));
+    assert_eq!(s.session(&[2; 32], 50).await.expect("get"), None);
 }
