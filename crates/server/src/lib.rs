@@ -1,11 +1,13 @@
 //! Postern's HTTP server: the sender endpoints (`/http/*`), the native admin API
-//! (`/admin/v1`), the SAP-compatible OData API (`/api/v1`), health and metrics. [`app`] builds
+//! (`/admin/v1`), the SAP-compatible OData API (`/api/v1`), the web console (`/console`), health
+//! and metrics. [`app`] builds
 //! the router apart from any socket so tests can drive it; [`serve`] runs it on a listener with
 //! graceful shutdown.
 
 mod admin;
 mod batch;
 pub mod bootstrap;
+mod console;
 mod error;
 mod extract;
 pub mod follow;
@@ -37,6 +39,11 @@ pub fn app(state: AppState) -> Router {
         .merge(oauth::router())
         .nest("/admin/v1", admin::router())
         .nest("/api/v1", odata::router())
+        .nest("/console", console::router())
+        .route(
+            "/console/",
+            get(|| async { axum::response::Redirect::to("/console/messages") }),
+        )
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -1,0 +1,163 @@
+//! Design > Integration content: deployed flows with their status, endpoint URL and sender
+//! authorization; deploying a flow from a YAML file (or pasted YAML) with validation errors shown
+//! next to the document; undeploying.
+
+use axum::Router;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use postern_flow::definition::MAX_YAML_BYTES;
+use postern_flow::deploy;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Session, problem, render};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/flows", get(list).post(deploy_flow))
+        .route("/flows/{id}", get(one))
+        .route("/flows/{id}/undeploy", post(undeploy))
+}
+
+#[derive(Deserialize, Default)]
+struct Done {
+    done: Option<String>,
+}
+
+fn page(s: &AppState, session: &Session, status: StatusCode, values: serde_json::Value) -> Response {
+    let live = s.live();
+    let mut flows: Vec<_> = live
+        .flows
+        .iter()
+        .map(|d| crate::admin::flows::view(s, d))
+        .collect();
+    flows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let mut values = values;
+    values["flows"] = json!(flows);
+    render(status, "flows.html", session.page("flows", values))
+}
+
+async fn list(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
+    page(&s, &session, StatusCode::OK, json!({ "notice": d.done }))
+}
+
+async fn one(State(s): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    let live = s.live();
+    match live.flows.get(&id) {
+        Some(d) => render(
+            StatusCode::OK,
+            "flow.html",
+            session.page(
+                "flows",
+                json!({ "f": crate::admin::flows::view(&s, d), "yaml": d.yaml }),
+            ),
+        ),
+        None => session.error(StatusCode::NOT_FOUND, &format!("Flow {id} is not deployed.")),
+    }
+}
+
+/// Deploy (multipart): a YAML file, or the YAML pasted into the text area.
+async fn deploy_flow(State(s): State<AppState>, session: Session, mut form: Multipart) -> Response {
+    let (mut csrf, mut pasted, mut file) = (None, String::new(), Vec::new());
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_owned();
+                let data = match field.bytes().await {
+                    Ok(d) if d.len() <= MAX_YAML_BYTES => d,
+                    Ok(_) => {
+                        return page(
+                            &s,
+                            &session,
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            json!({ "error": format!("The flow is larger than {MAX_YAML_BYTES} bytes.") }),
+                        );
+                    }
+                    Err(e) => {
+                        return session
+                            .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
+                    }
+                };
+                match name.as_str() {
+                    "csrf" => csrf = Some(String::from_utf8_lossy(&data).into_owned()),
+                    "yaml" => pasted = String::from_utf8_lossy(&data).into_owned(),
+                    "file" => file = data.to_vec(),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return session.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
+            }
+        }
+    }
+    if let Err(r) = session.check_csrf(csrf.as_deref()) {
+        return r;
+    }
+    let yaml = if file.is_empty() {
+        pasted
+    } else {
+        match String::from_utf8(file) {
+            Ok(t) => t,
+            Err(_) => {
+                return page(
+                    &s,
+                    &session,
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": "The file is not UTF-8 text." }),
+                );
+            }
+        }
+    };
+    if yaml.trim().is_empty() {
+        return page(
+            &s,
+            &session,
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "Choose a flow file (YAML) or paste the flow." }),
+        );
+    }
+    let c = session.ctx(&s);
+    match s.write(deploy::deploy(&c, None, &yaml)).await {
+        Ok((flow, created)) => {
+            let verb = if created { "deployed" } else { "redeployed" };
+            let q: String =
+                form_urlencoded::byte_serialize(format!("Flow {} {verb}.", flow.id).as_bytes()).collect();
+            Redirect::to(&format!("/console/flows?done={q}")).into_response()
+        }
+        Err(e) => {
+            let (status, message) = problem(e);
+            page(&s, &session, status, json!({ "error": message, "yaml": yaml }))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn undeploy(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    let c = session.ctx(&s);
+    match s.write(deploy::undeploy(&c, &id)).await {
+        Ok(()) => {
+            let q: String =
+                form_urlencoded::byte_serialize(format!("Flow {id} undeployed.").as_bytes()).collect();
+            Redirect::to(&format!("/console/flows?done={q}")).into_response()
+        }
+        Err(e) => {
+            let (status, message) = problem(e);
+            page(&s, &session, status, json!({ "error": message }))
+        }
+    }
+}

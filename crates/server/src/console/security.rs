@@ -1,0 +1,857 @@
+//! Monitor > Manage Security: user roles, technical users, service instances and their keys
+//! (a new key's secret or certificate and private key shown once), certificate-to-user mappings,
+//! and the TLS connectivity test with its certificate download.
+
+use axum::Router;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use bytes::Bytes;
+use postern_auth::admin::{self, GRANT_TYPES, InstanceParameters, KeyParameters};
+use postern_core::model::{API_ROLES, ROLE_ADMIN};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Session, problem, render};
+use crate::admin::{cert_mappings, connectivity, instances, roles, users};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/security/roles", get(roles_page).post(role_create))
+        .route("/security/roles/export", get(roles_export))
+        .route("/security/roles/{name}", post(role_update))
+        .route("/security/roles/{name}/delete", post(role_delete))
+        .route("/security/users", get(users_page).post(user_create))
+        .route("/security/users/{name}/delete", post(user_delete))
+        .route("/security/instances", get(instances_page).post(instance_create))
+        .route("/security/instances/{name}", get(instance_page))
+        .route("/security/instances/{name}/roles", post(instance_roles))
+        .route("/security/instances/{name}/delete", post(instance_delete))
+        .route("/security/instances/{name}/keys", post(key_create))
+        .route("/security/instances/{name}/keys/{key}/delete", post(key_delete))
+        .route(
+            "/security/certificate-mappings",
+            get(mappings_page).post(mapping_create),
+        )
+        .route("/security/certificate-mappings/{id}/delete", post(mapping_delete))
+        .route("/security/connectivity", get(connectivity_page))
+        .route("/security/connectivity/download", get(connectivity_download))
+}
+
+/// A notice shown after a change (`?done=...`).
+#[derive(Deserialize, Default)]
+struct Done {
+    done: Option<String>,
+}
+
+fn back(path: &str, notice: &str) -> Response {
+    let q: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    Redirect::to(&format!("{path}?done={q}")).into_response()
+}
+
+/// Values given as one field or repeated fields (`roles=a&roles=b`), or comma-separated.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Many {
+    #[default]
+    None,
+    One(String),
+    List(Vec<String>),
+}
+
+impl Many {
+    fn list(self) -> Vec<String> {
+        let raw = match self {
+            Many::None => Vec::new(),
+            Many::One(s) => vec![s],
+            Many::List(l) => l,
+        };
+        raw.iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------------------------------ roles
+
+async fn roles_list(
+    s: &AppState,
+    session: &Session,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    match s.store().roles().await {
+        Ok(all) => render(
+            status,
+            "roles.html",
+            session.page(
+                "roles",
+                json!({
+                    "roles": all.iter().map(roles::view).collect::<Vec<_>>(),
+                    "notice": notice,
+                    "error": error,
+                }),
+            ),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            session.error(status, &message)
+        }
+    }
+}
+
+async fn roles_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
+    roles_list(&s, &session, StatusCode::OK, d.done, None).await
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn role_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
+    let f: RoleForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = session.ctx(&s);
+    match s
+        .write(admin::create_role(&c, f.name.trim(), &f.description))
+        .await
+    {
+        Ok(r) => back("/console/security/roles", &format!("Role {} created.", r.name)),
+        Err(e) => {
+            let (status, message) = problem(e);
+            roles_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DescriptionForm {
+    #[serde(default)]
+    description: String,
+}
+
+async fn role_update(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: DescriptionForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = session.ctx(&s);
+    match s.write(admin::update_role(&c, &name, &f.description)).await {
+        Ok(_) => back("/console/security/roles", &format!("Role {name} updated.")),
+        Err(e) => {
+            let (status, message) = problem(e);
+            roles_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn role_delete(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::delete_role(&c, &name)).await {
+        Ok(()) => back("/console/security/roles", &format!("Role {name} deleted.")),
+        Err(e) => {
+            let (status, message) = problem(e);
+            roles_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+/// "Download to JSON", as Manage Security > User Roles offers.
+async fn roles_export(State(s): State<AppState>, session: Session) -> Response {
+    match s.store().roles().await {
+        Ok(all) => {
+            let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+            let body = serde_json::to_string_pretty(&json!({ "roles": names })).unwrap_or_default();
+            let mut resp = body.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"user-roles.json\""),
+            );
+            resp
+        }
+        Err(e) => {
+            let (status, message) = problem(e);
+            session.error(status, &message)
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ users
+
+async fn users_list(
+    s: &AppState,
+    session: &Session,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let (all, roles) = match (s.store().users().await, s.store().roles().await) {
+        (Ok(u), Ok(r)) => (u, r),
+        (Err(e), _) | (_, Err(e)) => {
+            let (status, message) = problem(e);
+            return session.error(status, &message);
+        }
+    };
+    let live = s.live();
+    let mut role_names: Vec<String> = roles.iter().map(|r| r.name.to_string()).collect();
+    role_names.extend(API_ROLES.iter().map(|r| (*r).to_owned()));
+    role_names.push(ROLE_ADMIN.to_owned());
+    role_names.sort();
+    role_names.dedup();
+    render(
+        status,
+        "users.html",
+        session.page(
+            "users",
+            json!({
+                "users": all.iter().map(|u| users::view_in(&live, u)).collect::<Vec<_>>(),
+                "roles": role_names,
+                "notice": notice,
+                "error": error,
+            }),
+        ),
+    )
+}
+
+async fn users_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
+    users_list(&s, &session, StatusCode::OK, d.done, None).await
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    roles: Many,
+}
+
+async fn user_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
+    let f: UserForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = session.ctx(&s);
+    let roles = f.roles.list();
+    match s
+        .write(admin::create_user(&c, f.name.trim(), &f.password, &roles))
+        .await
+    {
+        Ok(u) => back("/console/security/users", &format!("User {} created.", u.name)),
+        Err(e) => {
+            let (status, message) = problem(e);
+            users_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+async fn user_delete(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    if name.eq_ignore_ascii_case(&session.user) {
+        return users_list(
+            &s,
+            &session,
+            StatusCode::CONFLICT,
+            None,
+            Some("You cannot delete the user you are logged in as.".into()),
+        )
+        .await;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::delete_user(&c, &name)).await {
+        Ok(()) => back("/console/security/users", &format!("User {name} deleted.")),
+        Err(e) => {
+            let (status, message) = problem(e);
+            users_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------- instances
+
+/// Roles an instance of the plan may carry.
+async fn plan_roles(s: &AppState) -> postern_core::Result<(Vec<String>, Vec<String>)> {
+    let flow_roles = s
+        .store()
+        .roles()
+        .await?
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    Ok((flow_roles, API_ROLES.iter().map(|r| (*r).to_owned()).collect()))
+}
+
+async fn instances_list(
+    s: &AppState,
+    session: &Session,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let loaded = async {
+        Ok::<_, postern_core::Error>((
+            s.store().instances().await?,
+            s.store().keys(None).await?,
+            plan_roles(s).await?,
+        ))
+    };
+    match loaded.await {
+        Ok((all, keys, (flow_roles, api_roles))) => render(
+            status,
+            "instances.html",
+            session.page(
+                "instances",
+                json!({
+                    "instances": all.iter().map(|i| instances::view(i, &keys)).collect::<Vec<_>>(),
+                    "flow_roles": flow_roles,
+                    "api_roles": api_roles,
+                    "grant_types": GRANT_TYPES,
+                    "notice": notice,
+                    "error": error,
+                }),
+            ),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            session.error(status, &message)
+        }
+    }
+}
+
+async fn instances_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
+    instances_list(&s, &session, StatusCode::OK, d.done, None).await
+}
+
+#[derive(Deserialize)]
+struct InstanceForm {
+    name: String,
+    plan: String,
+    #[serde(default)]
+    roles: Many,
+    #[serde(default)]
+    grant_types: Many,
+}
+
+async fn instance_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
+    let f: InstanceForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let roles = f.roles.list();
+    let grants = f.grant_types.list();
+    let params = InstanceParameters {
+        roles: (!roles.is_empty()).then_some(roles),
+        grant_types: (!grants.is_empty()).then_some(grants),
+        redirect_uris: None,
+        token_validity: None,
+    };
+    let c = session.ctx(&s);
+    let zone = s.config().zone.clone();
+    match s
+        .write(admin::create_instance(&c, f.name.trim(), &f.plan, params, &zone))
+        .await
+    {
+        Ok(i) => back(
+            &format!("/console/security/instances/{}", i.name),
+            &format!(
+                "Service instance {} created. Create a key to give a sender its credentials.",
+                i.name
+            ),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            instances_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+async fn instance_detail(
+    s: &AppState,
+    session: &Session,
+    name: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let loaded = async {
+        Ok::<_, postern_core::Error>((
+            s.store().instance(name).await?,
+            s.store().keys(Some(name)).await?,
+            plan_roles(s).await?,
+        ))
+    };
+    match loaded.await {
+        Ok((Some(i), keys, (flow_roles, api_roles))) => {
+            let choices = match i.plan {
+                postern_core::model::Plan::Api => api_roles,
+                postern_core::model::Plan::IntegrationFlow => flow_roles,
+            };
+            render(
+                status,
+                "instance.html",
+                session.page(
+                    "instances",
+                    json!({
+                        "i": instances::view(&i, &keys),
+                        "role_choices": choices,
+                        "notice": notice,
+                        "error": error,
+                    }),
+                ),
+            )
+        }
+        Ok((None, _, _)) => session.error(
+            StatusCode::NOT_FOUND,
+            &format!("There is no service instance {name}."),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            session.error(status, &message)
+        }
+    }
+}
+
+async fn instance_page(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(d): Query<Done>,
+) -> Response {
+    instance_detail(&s, &session, &name, StatusCode::OK, d.done, None).await
+}
+
+#[derive(Deserialize)]
+struct RolesForm {
+    #[serde(default)]
+    roles: Many,
+}
+
+async fn instance_roles(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: RolesForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let params = InstanceParameters {
+        roles: Some(f.roles.list()),
+        grant_types: None,
+        redirect_uris: None,
+        token_validity: None,
+    };
+    let c = session.ctx(&s);
+    match s.write(admin::update_instance(&c, &name, params)).await {
+        Ok(_) => back(
+            &format!("/console/security/instances/{name}"),
+            "Roles saved; the instance's keys carry them now.",
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            instance_detail(&s, &session, &name, status, None, Some(message)).await
+        }
+    }
+}
+
+async fn instance_delete(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::delete_instance(&c, &name)).await {
+        Ok(()) => back(
+            "/console/security/instances",
+            &format!("Service instance {name} and its keys deleted."),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            instance_detail(&s, &session, &name, status, None, Some(message)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    name: String,
+    #[serde(default)]
+    key_type: Option<String>,
+    #[serde(default)]
+    validity: Option<String>,
+}
+
+async fn key_create(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: KeyForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let validity = match f.validity.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(days) => Some(days),
+            Err(_) => {
+                return instance_detail(
+                    &s,
+                    &session,
+                    &name,
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    Some("Validity: give a number of days.".into()),
+                )
+                .await;
+            }
+        },
+    };
+    let key_type = f.key_type.filter(|t| !t.is_empty());
+    let certificate = key_type.as_deref() == Some("certificate");
+    let params = KeyParameters {
+        key_type,
+        validity: if certificate { validity } else { None },
+        ..KeyParameters::default()
+    };
+    let c = session.ctx(&s);
+    let hasher = s.authn().secret_hasher().clone();
+    let url = s.config().public_url.clone();
+    let created = s
+        .write(admin::create_key(
+            &c,
+            &hasher,
+            s.ca(),
+            &name,
+            f.name.trim(),
+            params,
+            &url,
+        ))
+        .await;
+    match created {
+        Ok(doc) => {
+            let document = serde_json::to_value(&doc).unwrap_or(Value::Null);
+            let pretty = serde_json::to_string_pretty(&document).unwrap_or_default();
+            render(
+                StatusCode::CREATED,
+                "key_created.html",
+                session.page(
+                    "instances",
+                    json!({
+                        "instance": name,
+                        "key": f.name.trim(),
+                        "doc": document,
+                        "document_json": pretty,
+                    }),
+                ),
+            )
+        }
+        Err(e) => {
+            let (status, message) = problem(e);
+            instance_detail(&s, &session, &name, status, None, Some(message)).await
+        }
+    }
+}
+
+async fn key_delete(
+    State(s): State<AppState>,
+    session: Session,
+    Path((name, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::delete_key(&c, &name, &key)).await {
+        Ok(()) => back(
+            &format!("/console/security/instances/{name}"),
+            &format!("Key {key} deleted; its credentials stopped working."),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            instance_detail(&s, &session, &name, status, None, Some(message)).await
+        }
+    }
+}
+
+// ------------------------------------------------------------------ certificate mappings
+
+async fn mappings_list(
+    s: &AppState,
+    session: &Session,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    match s.store().cert_mappings().await {
+        Ok(all) => render(
+            status,
+            "cert_mappings.html",
+            session.page(
+                "mappings",
+                json!({
+                    "mappings": all.iter().map(cert_mappings::view).collect::<Vec<_>>(),
+                    "notice": notice,
+                    "error": error,
+                }),
+            ),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            session.error(status, &message)
+        }
+    }
+}
+
+async fn mappings_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
+    mappings_list(&s, &session, StatusCode::OK, d.done, None).await
+}
+
+/// Largest certificate file accepted.
+const MAX_CERT_FILE: usize = 64 * 1024;
+
+/// Upload (multipart): the user, and the certificate as a PEM or DER file or pasted PEM.
+async fn mapping_create(State(s): State<AppState>, session: Session, mut form: Multipart) -> Response {
+    let (mut csrf, mut user, mut pasted, mut file) = (None, String::new(), String::new(), Vec::new());
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_owned();
+                let data = match field.bytes().await {
+                    Ok(d) if d.len() <= MAX_CERT_FILE => d,
+                    Ok(_) => {
+                        return mappings_list(
+                            &s,
+                            &session,
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            None,
+                            Some(format!("The certificate is larger than {MAX_CERT_FILE} bytes.")),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        return session
+                            .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
+                    }
+                };
+                match name.as_str() {
+                    "csrf" => csrf = Some(String::from_utf8_lossy(&data).into_owned()),
+                    "user" => user = String::from_utf8_lossy(&data).trim().to_owned(),
+                    "pem" => pasted = String::from_utf8_lossy(&data).into_owned(),
+                    "file" => file = data.to_vec(),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return session.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
+            }
+        }
+    }
+    if let Err(r) = session.check_csrf(csrf.as_deref()) {
+        return r;
+    }
+    let certificate = if !file.is_empty() {
+        match std::str::from_utf8(&file) {
+            Ok(text) if text.contains("-----BEGIN") => text.to_owned(),
+            _ => base64::engine::general_purpose::STANDARD.encode(&file),
+        }
+    } else {
+        pasted
+    };
+    if certificate.trim().is_empty() {
+        return mappings_list(
+            &s,
+            &session,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("Choose a certificate file (PEM or DER) or paste a PEM certificate.".into()),
+        )
+        .await;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::create_cert_mapping(&c, &user, &certificate)).await {
+        Ok(m) => back(
+            "/console/security/certificate-mappings",
+            &format!("Certificate {} now authenticates as {}.", m.subject, m.user),
+        ),
+        Err(e) => {
+            let (status, message) = problem(e);
+            mappings_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+async fn mapping_delete(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = session.form::<Empty>(&body) {
+        return r;
+    }
+    let c = session.ctx(&s);
+    match s.write(admin::delete_cert_mapping(&c, &id)).await {
+        Ok(()) => back("/console/security/certificate-mappings", "Mapping deleted."),
+        Err(e) => {
+            let (status, message) = problem(e);
+            mappings_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+// ------------------------------------------------------------------------- connectivity
+
+#[derive(Deserialize, Default)]
+struct ConnectivityQuery {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    validate: Option<String>,
+    #[serde(default)]
+    run: Option<String>,
+}
+
+impl ConnectivityQuery {
+    fn body(&self) -> Result<connectivity::TestBody, String> {
+        let port = match self.port.trim() {
+            "" => None,
+            p => Some(p.parse::<u16>().map_err(|_| "port: give 1 to 65535".to_owned())?),
+        };
+        Ok(connectivity::TestBody {
+            host: self.host.clone(),
+            port,
+            validate_server_certificate: Some(self.validate.is_some()),
+            timeout_seconds: None,
+        })
+    }
+}
+
+/// Connectivity Tests > TLS: the form, and with `run` the handshake's result and chain.
+async fn connectivity_page(
+    State(s): State<AppState>,
+    session: Session,
+    Query(q): Query<ConnectivityQuery>,
+) -> Response {
+    let mut values = json!({
+        "host": q.host,
+        "port": if q.port.is_empty() { "443".to_owned() } else { q.port.clone() },
+        "validate": q.validate.is_some() || q.run.is_none(),
+    });
+    let mut status = StatusCode::OK;
+    if q.run.is_some() {
+        let checked = q
+            .body()
+            .and_then(|b| connectivity::check(&b).map_err(|e| e.message));
+        match checked {
+            Ok((host, port, validate, timeout)) => {
+                match connectivity::probe(&s, &host, port, validate, timeout).await {
+                    Ok(p) => {
+                        values["result"] = json!({
+                            "protocol": p.protocol,
+                            "cipher": p.cipher,
+                            "chain": p.chain.iter().enumerate().map(|(i, c)| connectivity::cert_view(i, c)).collect::<Vec<_>>(),
+                        });
+                        let mut dl = form_urlencoded::Serializer::new(String::new());
+                        dl.append_pair("host", &host)
+                            .append_pair("port", &port.to_string());
+                        if validate {
+                            dl.append_pair("validate", "on");
+                        }
+                        values["download"] =
+                            Value::String(format!("/console/security/connectivity/download?{}", dl.finish()));
+                    }
+                    Err(e) => {
+                        values["error"] = Value::String(e);
+                        status = StatusCode::BAD_GATEWAY;
+                    }
+                }
+            }
+            Err(e) => {
+                values["error"] = Value::String(e);
+                status = StatusCode::BAD_REQUEST;
+            }
+        }
+    }
+    render(status, "connectivity.html", session.page("connectivity", values))
+}
+
+/// The chain as a `.zip` of `.cer` files, as the source document's "Download" button gives it.
+async fn connectivity_download(
+    State(s): State<AppState>,
+    session: Session,
+    Query(q): Query<ConnectivityQuery>,
+) -> Response {
+    let checked = q
+        .body()
+        .and_then(|b| connectivity::check(&b).map_err(|e| e.message));
+    let (host, port, validate, timeout) = match checked {
+        Ok(v) => v,
+        Err(e) => return session.error(StatusCode::BAD_REQUEST, &e),
+    };
+    let probe = match connectivity::probe(&s, &host, port, validate, timeout).await {
+        Ok(p) => p,
+        Err(e) => return session.error(StatusCode::BAD_GATEWAY, &e),
+    };
+    match connectivity::zip_chain(&probe.chain) {
+        Ok(zip) => {
+            let mut resp = zip.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}.zip\"",
+                connectivity::safe_name(&host)
+            )) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            resp
+        }
+        Err(e) => session.error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
