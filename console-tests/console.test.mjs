@@ -272,6 +272,37 @@ test("connectivity test shows Postern's chain and downloads it as a zip", async 
   assert.ok(zip.includes(Buffer.from("root-")), "the root certificate is marked");
 });
 
+test("technical users: add, change roles; a session ends when its user loses Postern.Admin", async () => {
+  await page.goto(`${base}/console/security/users`);
+  await page.getByLabel("Name").fill("ops");
+  await page.getByLabel("Password (12 characters or more)").fill("ops-password-123");
+  await page.getByLabel("Roles", { exact: true }).selectOption(["Postern.Admin"]);
+  await page.getByRole("button", { name: "Add" }).click();
+  await page.getByText("User ops created.").waitFor();
+  await shot("12-users");
+
+  // ops logs in in a browser of its own.
+  const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const p2 = await other.newPage();
+  await p2.goto(`${base}/console/login`);
+  await p2.getByLabel("User name").fill("ops");
+  await p2.getByLabel("Password").fill("ops-password-123");
+  await p2.getByRole("button", { name: "Log in" }).click();
+  await p2.getByRole("heading", { name: "Messages" }).waitFor();
+
+  // admin takes the role away: ops's next request lands on the login page.
+  await page.getByLabel("Roles of ops").selectOption(["MonitoringDataRead"]);
+  await page.getByRole("button", { name: "Save ops" }).click();
+  await page.getByText("User ops updated.").waitFor();
+  await p2.goto(`${base}/console/security/roles`);
+  assert.match(p2.url(), /\/console\/login/);
+  await p2.getByLabel("User name").fill("ops");
+  await p2.getByLabel("Password").fill("ops-password-123");
+  await p2.getByRole("button", { name: "Log in" }).click();
+  await p2.getByText("needs the role Postern.Admin").waitFor();
+  await other.close();
+});
+
 test("a form without its CSRF token is refused and changes nothing", async () => {
   const r = await page.request.post(`${base}/console/security/roles`, {
     form: { name: "Sneaky.Role", description: "made without the token" },

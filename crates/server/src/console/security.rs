@@ -25,6 +25,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/security/roles/{name}", post(role_update))
         .route("/security/roles/{name}/delete", post(role_delete))
         .route("/security/users", get(users_page).post(user_create))
+        .route("/security/users/{name}", post(user_update))
         .route("/security/users/{name}/delete", post(user_delete))
         .route("/security/instances", get(instances_page).post(instance_create))
         .route("/security/instances/{name}", get(instance_page))
@@ -267,6 +268,52 @@ async fn user_create(State(s): State<AppState>, session: Session, body: Bytes) -
         .await
     {
         Ok(u) => back("/console/security/users", &format!("User {} created.", u.name)),
+        Err(e) => {
+            let (status, message) = problem(e);
+            users_list(&s, &session, status, None, Some(message)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserUpdateForm {
+    #[serde(default)]
+    roles: Many,
+    #[serde(default)]
+    password: String,
+}
+
+/// Sets a user's roles, and its password when one is given.
+async fn user_update(
+    State(s): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f: UserUpdateForm = match session.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let roles = f.roles.list();
+    if name.eq_ignore_ascii_case(&session.user) && !roles.iter().any(|r| r == ROLE_ADMIN) {
+        return users_list(
+            &s,
+            &session,
+            StatusCode::CONFLICT,
+            None,
+            Some(format!(
+                "You cannot take {ROLE_ADMIN} from the user you are logged in as."
+            )),
+        )
+        .await;
+    }
+    let password = (!f.password.is_empty()).then_some(f.password.as_str());
+    let c = session.ctx(&s);
+    match s
+        .write(admin::update_user(&c, &name, password, Some(&roles)))
+        .await
+    {
+        Ok(u) => back("/console/security/users", &format!("User {} updated.", u.name)),
         Err(e) => {
             let (status, message) = problem(e);
             users_list(&s, &session, status, None, Some(message)).await
