@@ -6,6 +6,7 @@
 pub mod dn;
 pub mod error;
 pub mod ids;
+pub mod layered;
 pub mod model;
 pub mod mpl;
 pub mod partner;

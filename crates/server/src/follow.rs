@@ -1,9 +1,10 @@
 //! Following the changes other nodes make (PostgreSQL change feed). Partner Directory rows are
-//! re-read by key and applied to the directory; a change to anything else rebuilds the security
-//! snapshot (keys, users, roles, flows, token keys, trust). Applying is idempotent, so a change
+//! re-read by key and applied to the directory; a changed service instance (or its keys or roles)
+//! or technical user is re-read by name; flows and token keys are re-read as a whole; anything
+//! else (trust, certificate mappings) rebuilds the security snapshot. Applying is idempotent, so a change
 //! seen twice costs a re-read, never a wrong state.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use postern_core::Result;
 use postern_core::mpl::{CmpOp, Literal};
@@ -12,7 +13,7 @@ use postern_core::partner::{
 };
 use postern_store::Change;
 
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 /// How long after its number a change may still commit and be picked up.
 const WINDOW_MS: i64 = 5_000;
@@ -87,15 +88,54 @@ impl Follower {
         };
         if !fresh.is_empty() {
             let mut keys: Vec<&Change> = Vec::new();
+            // What to re-read: single instances and users by name, or whole parts.
+            let (mut instances, mut users) = (BTreeSet::new(), BTreeSet::new());
+            let (mut all, mut flows, mut tokens) = (false, false, false);
             for c in &fresh {
                 match c.entity.as_str() {
                     "alternative_partners" | "authorized_users" | "string_parameters" => keys.push(c),
-                    "partners" | "binary_parameters" => {}
-                    _ => applied.security = true,
+                    "partners" | "binary_parameters" | "roles" => {}
+                    "service_instances" | "service_keys" | "instance_roles" => {
+                        match text(&c.key, "name").or_else(|| text(&c.key, "instance")) {
+                            Some(name) => {
+                                instances.insert(name);
+                            }
+                            None => all = true,
+                        }
+                    }
+                    "users" | "user_roles" => {
+                        match text(&c.key, "name").or_else(|| text(&c.key, "user_name")) {
+                            Some(name) => {
+                                users.insert(name);
+                            }
+                            None => all = true,
+                        }
+                    }
+                    "flows" | "flow_roles" => flows = true,
+                    "token_keys" => tokens = true,
+                    _ => all = true,
                 }
             }
-            if applied.security {
+            // Many single changes at once cost more than one rebuild.
+            if instances.len() + users.len() > MAX_KEYED {
+                all = true;
+            }
+            applied.security = all || flows || tokens || !instances.is_empty() || !users.is_empty();
+            if all {
                 state.reload().await?;
+            } else {
+                for name in &instances {
+                    state.refresh(Scope::Instance(name)).await?;
+                }
+                for name in &users {
+                    state.refresh(Scope::User(name)).await?;
+                }
+                if flows {
+                    state.refresh(Scope::Flows).await?;
+                }
+                if tokens {
+                    state.refresh(Scope::TokenKeys).await?;
+                }
             }
             if keys.len() > MAX_KEYED {
                 state.reload_directory().await?;

@@ -55,6 +55,23 @@ pub struct Live {
     pub version: u64,
 }
 
+/// What a write changed, so that only that part of the snapshot is re-read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Anything (keys, users, flows, token keys, trust, mappings).
+    All,
+    /// Nothing the request path reads (a role's description, the audit log).
+    Nothing,
+    /// One service instance and its keys, by instance name.
+    Instance(&'a str),
+    /// One technical user, by name.
+    User(&'a str),
+    /// The deployed flows.
+    Flows,
+    /// The token signing keys.
+    TokenKeys,
+}
+
 /// Cheap-to-clone handle to everything the handlers need.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -193,19 +210,26 @@ impl AppState {
     }
 
     /// Runs an admin write and publishes the resulting snapshot before answering, so the very
-    /// next request sees the change.
+    /// next request sees the change. Rebuilds everything the request path reads; prefer
+    /// [`AppState::write_in`] when the write's reach is known.
     pub async fn write<T>(&self, change: impl Future<Output = Result<T>>) -> Result<T> {
+        self.write_in(Scope::All, change).await
+    }
+
+    /// Runs an admin write that changes only `scope`, and publishes a snapshot with that part
+    /// re-read from the store before answering.
+    pub async fn write_in<T>(&self, scope: Scope<'_>, change: impl Future<Output = Result<T>>) -> Result<T> {
         let _guard = self.0.writes.lock().await;
         let out = change.await;
         match &out {
-            Ok(_) => self.reload_locked().await?,
+            Ok(_) => self.refresh_locked(scope).await?,
             // The database is away: a rebuild would fail as well (after another timeout), and
             // on PostgreSQL the change feed brings in anything that landed after all.
             Err(Error::Unavailable(_)) => {}
             // Rebuild after other failures too, since part of a write may have landed before the
             // error; the write's own error is the answer.
             Err(_) => {
-                if let Err(e) = self.reload_locked().await {
+                if let Err(e) = self.refresh_locked(scope).await {
                     tracing::warn!(error = %e, "rebuilding the snapshot after a failed write failed");
                 }
             }
@@ -315,6 +339,83 @@ impl AppState {
     pub async fn reload(&self) -> Result<()> {
         let _guard = self.0.writes.lock().await;
         self.reload_locked().await
+    }
+
+    /// Re-reads part of what the request path reads (after a change elsewhere).
+    pub async fn refresh(&self, scope: Scope<'_>) -> Result<()> {
+        let _guard = self.0.writes.lock().await;
+        self.refresh_locked(scope).await
+    }
+
+    /// Publishes a snapshot with `scope` re-read from the store.
+    async fn refresh_locked(&self, scope: Scope<'_>) -> Result<()> {
+        let store = self.store();
+        let current = self.0.live.load_full();
+        let next = |security: Arc<Snapshot>, flows: Arc<FlowTable>, tokens: Arc<TokenKeys>| Live {
+            security,
+            flows,
+            tokens,
+            tls: current.tls.clone(),
+            directory: current.directory.clone(),
+            version: 0,
+        };
+        match scope {
+            Scope::All => return self.reload_locked().await,
+            Scope::Nothing => return Ok(()),
+            Scope::Instance(name) => {
+                let instance = store.instance(name).await?;
+                let keys = match &instance {
+                    Some(_) => store.keys(Some(name)).await?,
+                    None => Vec::new(),
+                };
+                let security = current
+                    .security
+                    .with_instance(name, instance.as_ref().map(|i| (i, keys.as_slice())));
+                self.publish(next(
+                    Arc::new(security),
+                    current.flows.clone(),
+                    current.tokens.clone(),
+                ));
+            }
+            Scope::User(name) => {
+                let name = name.to_ascii_lowercase();
+                let user = store.user(&name).await?;
+                let security = current.security.with_user(&name, user.as_ref());
+                self.publish(next(
+                    Arc::new(security),
+                    current.flows.clone(),
+                    current.tokens.clone(),
+                ));
+            }
+            Scope::Flows => {
+                let (table, failed) = FlowTable::build(&store.flows().await?);
+                for (id, e) in failed {
+                    tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
+                }
+                self.publish(next(
+                    current.security.clone(),
+                    Arc::new(table),
+                    current.tokens.clone(),
+                ));
+            }
+            Scope::TokenKeys => {
+                let (tokens, unreadable) = TokenKeys::build(
+                    &store.token_keys().await?,
+                    &self.0.sealer,
+                    &self.0.config.issuer(),
+                    crate::extract::now_ms(),
+                );
+                for kid in unreadable {
+                    tracing::error!(kid = %kid, "token signing key cannot be opened with this master key");
+                }
+                self.publish(next(
+                    current.security.clone(),
+                    current.flows.clone(),
+                    Arc::new(tokens),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn reload_locked(&self) -> Result<()> {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::Admin;
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -71,7 +71,7 @@ async fn deploy_flow(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let yaml = yaml_text(body)?;
     let c = ctx(s, a, now());
-    let (flow, created) = s.write(deploy::deploy(&c, id, yaml)).await?;
+    let (flow, created) = s.write_in(Scope::Flows, deploy::deploy(&c, id, yaml)).await?;
     let live = s.live();
     let d = live.flows.get(flow.id.as_str()).ok_or_else(|| {
         ApiError::from_domain(postern_core::Error::Internal(
@@ -105,6 +105,6 @@ async fn create(
 
 async fn remove(State(s): State<AppState>, a: Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let c = ctx(&s, &a, now());
-    s.write(deploy::undeploy(&c, &id)).await?;
+    s.write_in(Scope::Flows, deploy::undeploy(&c, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -112,13 +112,10 @@ async fn create(
     let c = ctx(&s, &a, now());
     let zone = s.config().zone.clone();
     let i = s
-        .write(admin::create_instance(
-            &c,
-            &body.name,
-            &body.plan,
-            body.parameters,
-            &zone,
-        ))
+        .write_in(
+            Scope::Instance(&body.name),
+            admin::create_instance(&c, &body.name, &body.plan, body.parameters, &zone),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&i, &[]))))
 }
@@ -132,7 +129,10 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let c = ctx(&s, &a, now());
     let i = s
-        .write(admin::update_instance(&c, &name, body.parameters))
+        .write_in(
+            Scope::Instance(&name),
+            admin::update_instance(&c, &name, body.parameters),
+        )
         .await?;
     let keys = s.store().keys(Some(&name)).await?;
     Ok(Json(view(&i, &keys)))
@@ -144,7 +144,8 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let c = ctx(&s, &a, now());
-    s.write(admin::delete_instance(&c, &name)).await?;
+    s.write_in(Scope::Instance(&name), admin::delete_instance(&c, &name))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -183,15 +184,10 @@ async fn create_key(
     let hasher = s.authn().secret_hasher().clone();
     let url = s.config().public_url.clone();
     let doc = s
-        .write(admin::create_key(
-            &c,
-            &hasher,
-            s.ca(),
-            &name,
-            &body.name,
-            body.parameters,
-            &url,
-        ))
+        .write_in(
+            Scope::Instance(&name),
+            admin::create_key(&c, &hasher, s.ca(), &name, &body.name, body.parameters, &url),
+        )
         .await?;
     let body = serde_json::to_value(&doc)
         .map_err(|e| ApiError::from_domain(postern_core::Error::Internal(e.to_string())))?;
@@ -204,6 +200,7 @@ async fn remove_key(
     Path((name, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let c = ctx(&s, &a, now());
-    s.write(admin::delete_key(&c, &name, &key)).await?;
+    s.write_in(Scope::Instance(&name), admin::delete_key(&c, &name, &key))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -75,7 +75,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let c = ctx(&s, &a, now());
     let role = s
-        .write(admin::create_role(&c, &body.name, &body.description))
+        .write_in(
+            Scope::Nothing,
+            admin::create_role(&c, &body.name, &body.description),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&role))))
 }
@@ -87,7 +90,9 @@ async fn update(
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<Value>, ApiError> {
     let c = ctx(&s, &a, now());
-    let role = s.write(admin::update_role(&c, &name, &body.description)).await?;
+    let role = s
+        .write_in(Scope::Nothing, admin::update_role(&c, &name, &body.description))
+        .await?;
     Ok(Json(view(&role)))
 }
 
@@ -97,7 +102,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let c = ctx(&s, &a, now());
-    s.write(admin::delete_role(&c, &name)).await?;
+    s.write_in(Scope::Nothing, admin::delete_role(&c, &name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

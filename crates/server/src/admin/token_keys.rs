@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::Admin;
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -44,7 +44,9 @@ async fn list(State(s): State<AppState>, _a: Admin) -> Result<Json<Value>, ApiEr
 
 async fn rotate(State(s): State<AppState>, a: Admin) -> Result<(StatusCode, Json<Value>), ApiError> {
     let c = ctx(&s, &a, now());
-    let key = s.write(token::rotate(&c, s.sealer())).await?;
+    let key = s
+        .write_in(Scope::TokenKeys, token::rotate(&c, s.sealer()))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "kid": key.kid, "alg": key.alg, "createdAt": time(key.created_at) })),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ctx, now, time};
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson};
-use crate::state::{AppState, Live};
+use crate::state::{AppState, Live, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -129,7 +129,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let c = ctx(&s, &a, now());
     let u = s
-        .write(admin::create_user(&c, &body.name, &body.password, &body.roles))
+        .write_in(
+            Scope::User(&body.name),
+            admin::create_user(&c, &body.name, &body.password, &body.roles),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&s, &u))))
 }
@@ -142,12 +145,10 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let c = ctx(&s, &a, now());
     let u = s
-        .write(admin::update_user(
-            &c,
-            &name,
-            body.password.as_deref(),
-            body.roles.as_deref(),
-        ))
+        .write_in(
+            Scope::User(&name),
+            admin::update_user(&c, &name, body.password.as_deref(), body.roles.as_deref()),
+        )
         .await?;
     Ok(Json(view(&s, &u)))
 }
@@ -158,6 +159,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let c = ctx(&s, &a, now());
-    s.write(admin::delete_user(&c, &name)).await?;
+    s.write_in(Scope::User(&name), admin::delete_user(&c, &name))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Session, problem, render};
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +122,7 @@ async fn deploy_flow(State(s): State<AppState>, session: Session, mut form: Mult
         );
     }
     let c = session.ctx(&s);
-    match s.write(deploy::deploy(&c, None, &yaml)).await {
+    match s.write_in(Scope::Flows, deploy::deploy(&c, None, &yaml)).await {
         Ok((flow, created)) => {
             let verb = if created { "deployed" } else { "redeployed" };
             let q: String =
@@ -149,7 +149,7 @@ async fn undeploy(
         return r;
     }
     let c = session.ctx(&s);
-    match s.write(deploy::undeploy(&c, &id)).await {
+    match s.write_in(Scope::Flows, deploy::undeploy(&c, &id)).await {
         Ok(()) => {
             let q: String =
                 form_urlencoded::byte_serialize(format!("Flow {id} undeployed.").as_bytes()).collect();

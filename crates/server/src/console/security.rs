@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{Session, problem, render};
 use crate::admin::{cert_mappings, connectivity, instances, roles, users};
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -126,7 +126,10 @@ async fn role_create(State(s): State<AppState>, session: Session, body: Bytes) -
     };
     let c = session.ctx(&s);
     match s
-        .write(admin::create_role(&c, f.name.trim(), &f.description))
+        .write_in(
+            Scope::Nothing,
+            admin::create_role(&c, f.name.trim(), &f.description),
+        )
         .await
     {
         Ok(r) => back("/console/security/roles", &format!("Role {} created.", r.name)),
@@ -154,7 +157,10 @@ async fn role_update(
         Err(r) => return r,
     };
     let c = session.ctx(&s);
-    match s.write(admin::update_role(&c, &name, &f.description)).await {
+    match s
+        .write_in(Scope::Nothing, admin::update_role(&c, &name, &f.description))
+        .await
+    {
         Ok(_) => back("/console/security/roles", &format!("Role {name} updated.")),
         Err(e) => {
             let (status, message) = problem(e);
@@ -176,7 +182,7 @@ async fn role_delete(
         return r;
     }
     let c = session.ctx(&s);
-    match s.write(admin::delete_role(&c, &name)).await {
+    match s.write_in(Scope::Nothing, admin::delete_role(&c, &name)).await {
         Ok(()) => back("/console/security/roles", &format!("Role {name} deleted.")),
         Err(e) => {
             let (status, message) = problem(e);
@@ -264,7 +270,10 @@ async fn user_create(State(s): State<AppState>, session: Session, body: Bytes) -
     let c = session.ctx(&s);
     let roles = f.roles.list();
     match s
-        .write(admin::create_user(&c, f.name.trim(), &f.password, &roles))
+        .write_in(
+            Scope::User(f.name.trim()),
+            admin::create_user(&c, f.name.trim(), &f.password, &roles),
+        )
         .await
     {
         Ok(u) => back("/console/security/users", &format!("User {} created.", u.name)),
@@ -310,7 +319,10 @@ async fn user_update(
     let password = (!f.password.is_empty()).then_some(f.password.as_str());
     let c = session.ctx(&s);
     match s
-        .write(admin::update_user(&c, &name, password, Some(&roles)))
+        .write_in(
+            Scope::User(&name),
+            admin::update_user(&c, &name, password, Some(&roles)),
+        )
         .await
     {
         Ok(u) => back("/console/security/users", &format!("User {} updated.", u.name)),
@@ -341,7 +353,10 @@ async fn user_delete(
         .await;
     }
     let c = session.ctx(&s);
-    match s.write(admin::delete_user(&c, &name)).await {
+    match s
+        .write_in(Scope::User(&name), admin::delete_user(&c, &name))
+        .await
+    {
         Ok(()) => back("/console/security/users", &format!("User {name} deleted.")),
         Err(e) => {
             let (status, message) = problem(e);
@@ -431,7 +446,10 @@ async fn instance_create(State(s): State<AppState>, session: Session, body: Byte
     let c = session.ctx(&s);
     let zone = s.config().zone.clone();
     match s
-        .write(admin::create_instance(&c, f.name.trim(), &f.plan, params, &zone))
+        .write_in(
+            Scope::Instance(f.name.trim()),
+            admin::create_instance(&c, f.name.trim(), &f.plan, params, &zone),
+        )
         .await
     {
         Ok(i) => back(
@@ -526,7 +544,10 @@ async fn instance_roles(
         token_validity: None,
     };
     let c = session.ctx(&s);
-    match s.write(admin::update_instance(&c, &name, params)).await {
+    match s
+        .write_in(Scope::Instance(&name), admin::update_instance(&c, &name, params))
+        .await
+    {
         Ok(_) => back(
             &format!("/console/security/instances/{name}"),
             "Roles saved; the instance's keys carry them now.",
@@ -548,7 +569,10 @@ async fn instance_delete(
         return r;
     }
     let c = session.ctx(&s);
-    match s.write(admin::delete_instance(&c, &name)).await {
+    match s
+        .write_in(Scope::Instance(&name), admin::delete_instance(&c, &name))
+        .await
+    {
         Ok(()) => back(
             "/console/security/instances",
             &format!("Service instance {name} and its keys deleted."),
@@ -607,15 +631,10 @@ async fn key_create(
     let hasher = s.authn().secret_hasher().clone();
     let url = s.config().public_url.clone();
     let created = s
-        .write(admin::create_key(
-            &c,
-            &hasher,
-            s.ca(),
-            &name,
-            f.name.trim(),
-            params,
-            &url,
-        ))
+        .write_in(
+            Scope::Instance(&name),
+            admin::create_key(&c, &hasher, s.ca(), &name, f.name.trim(), params, &url),
+        )
         .await;
     match created {
         Ok(doc) => {
@@ -652,7 +671,10 @@ async fn key_delete(
         return r;
     }
     let c = session.ctx(&s);
-    match s.write(admin::delete_key(&c, &name, &key)).await {
+    match s
+        .write_in(Scope::Instance(&name), admin::delete_key(&c, &name, &key))
+        .await
+    {
         Ok(()) => back(
             &format!("/console/security/instances/{name}"),
             &format!("Key {key} deleted; its credentials stopped working."),

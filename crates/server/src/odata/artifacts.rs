@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::ODataError;
 use crate::extract::{Admin, Monitor, now_ms};
-use crate::state::AppState;
+use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/IntegrationRuntimeArtifacts", get(list))
@@ -60,6 +60,6 @@ pub(super) async fn undeploy(s: &AppState, a: &Admin, id: &str) -> Result<Status
         source: &a.source,
         now: now_ms(),
     };
-    s.write(deploy::undeploy(&c, id)).await?;
+    s.write_in(Scope::Flows, deploy::undeploy(&c, id)).await?;
     Ok(StatusCode::ACCEPTED)
 }
