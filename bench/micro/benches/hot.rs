@@ -213,6 +213,25 @@ fn directory_alternative_and_user_lookup(bencher: divan::Bencher, n: usize) {
     });
 }
 
+/// One Partner Directory write as the server applies it: a new snapshot of the directory with
+/// one alternative partner moved (the old snapshot stays readable).
+#[divan::bench(args = [10, 1_000_000])]
+fn directory_apply_one_change(bencher: divan::Bencher, n: usize) {
+    let mut d = directory(n);
+    let mut i = 0usize;
+    bencher.bench_local(|| {
+        i += 1;
+        let mut next = d.clone();
+        next.apply(&[postern_core::partner::PartnerDelta::Alternative {
+            agency: "016".into(),
+            scheme: "DUNS".into(),
+            id: format!("{:09}", i % n.max(1)),
+            pid: Some(format!("Q{i}")),
+        }]);
+        d = next;
+    });
+}
+
 fn order_10k() -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\"?><o:Order xmlns:o=\"urn:example:order\"><o:Header><o:SenderId>123456789</o:SenderId></o:Header>",

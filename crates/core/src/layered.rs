@@ -9,8 +9,14 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
-/// Fold the layer into the base once it holds this many entries, or an eighth of the base.
-const MIN_FOLD: usize = 1024;
+/// Fold the layer into the base once it holds this many entries, or twice the square root of
+/// the base's size: a change then copies O(√n) layer entries and, amortised, O(√n) base entries
+/// (a million entries: a layer of 2,000, folded every 2,000 changes).
+const MIN_FOLD: usize = 256;
+
+fn fold_at(base: usize) -> usize {
+    MIN_FOLD.max(2 * base.isqrt())
+}
 
 /// A map of a shared base and a layer of changes (`None` marks a removal).
 #[derive(Debug)]
@@ -65,7 +71,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
     pub fn with(&self, changes: impl IntoIterator<Item = (K, Option<V>)>) -> Self {
         let mut top = (*self.top).clone();
         top.extend(changes);
-        if top.len() >= MIN_FOLD.max(self.base.len() / 8) {
+        if top.len() >= fold_at(self.base.len()) {
             let mut base = (*self.base).clone();
             for (k, v) in top {
                 match v {
@@ -78,6 +84,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
         Self {
             base: self.base.clone(),
             top: Arc::new(top),
+        }
+    }
+
+    /// Starts a batch of changes that reads its own writes; [`Edit::finish`] makes the new map.
+    pub fn edit(&self) -> Edit<'_, K, V> {
+        Edit {
+            map: self,
+            changes: HashMap::new(),
         }
     }
 
@@ -98,6 +112,48 @@ impl<K: Eq + Hash + Clone, V: Clone> Layered<K, V> {
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
+    }
+}
+
+/// Changes to a [`Layered`] map being collected: reads see them before they are applied.
+pub struct Edit<'a, K, V> {
+    map: &'a Layered<K, V>,
+    changes: HashMap<K, Option<V>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Edit<'_, K, V> {
+    /// The value for `key`, with the changes so far.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.changes.get(key) {
+            Some(changed) => changed.as_ref(),
+            None => self.map.get(key),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: K, value: V) {
+        self.changes.insert(key, Some(value));
+    }
+
+    /// Removes `key`; answers with the value it had.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let old = self.get(key).cloned();
+        if old.is_some() {
+            self.changes.insert(key.clone(), None);
+        }
+        old
+    }
+
+    /// The map with the changes applied.
+    pub fn finish(self) -> Layered<K, V> {
+        if self.changes.is_empty() {
+            return self.map.clone();
+        }
+        self.map.with(self.changes)
     }
 }
 
@@ -122,7 +178,7 @@ mod tests {
         for i in 0..2000u32 {
             m = m.with([(1000 + i, Some(i))]);
         }
-        assert!(m.top.len() < MIN_FOLD, "folded");
+        assert!(m.top.len() < fold_at(m.base.len()), "folded");
         assert_eq!(m.get(&1999), Some(&999));
         assert_eq!(m.get(&3), Some(&33));
         assert_eq!(m.get(&4), None);
@@ -130,5 +186,14 @@ mod tests {
         m = m.with([(1999, None)]);
         assert_eq!(m.get(&1999), None);
         assert_eq!(m.len(), 10 + 1999);
+        // An edit reads its own changes and leaves the map alone until it finishes.
+        let mut e = m.edit();
+        assert_eq!(e.remove(&3), Some(33));
+        assert_eq!(e.get(&3), None);
+        e.insert(5, 55);
+        assert_eq!(e.get(&5), Some(&55));
+        assert_eq!(e.remove(&424_242), None);
+        let n = e.finish();
+        assert_eq!((n.get(&3), n.get(&5), m.get(&3)), (None, Some(&55), Some(&33)));
     }
 }

@@ -1,32 +1,39 @@
 //! The Partner Directory as the request path reads it: alternative partners, authorized users and
-//! string parameters in persistent hash maps ([`imbl`]). A change copies a few tree nodes, not the
-//! whole directory, so a directory of a million alternative partners is updated in microseconds
-//! and swapped in atomically with the rest of the snapshot. Binary parameters stay in the store.
+//! string parameters in [`Layered`] hash maps (a shared base and a small layer of recent changes).
+//! A change copies the small layer, not the directory, so a directory of a million alternative
+//! partners is updated in microseconds and swapped in atomically with the rest of the snapshot,
+//! while lookups stay plain hash-map lookups. Binary parameters stay in the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imbl::HashMap as PMap;
+use postern_core::layered::Layered;
 use postern_core::partner::{AlternativePartner, AuthorizedUser, PartnerDelta, StringParameter};
 
 /// An (agency, scheme) pair, interned: directories hold few of them and millions of ids.
 type SchemeId = usize;
 
-/// The in-memory directory. Cloning is O(1); changes are O(log n).
+/// Text shared between the maps (a Pid is stored once however many entries name it).
+type Text = Arc<str>;
+
+/// A partner's string parameters: id → value.
+type Params = Arc<HashMap<Text, Text>>;
+
+/// The in-memory directory. Cloning is O(1); a change costs amortised O(√n) copies.
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
     /// The (agency, scheme) pairs; the index is the [`SchemeId`].
     schemes: Arc<Vec<(Box<str>, Box<str>)>>,
     /// Per scheme: alternative id → Pid.
-    alternatives: Arc<Vec<PMap<Arc<str>, Arc<str>>>>,
+    alternatives: Arc<Vec<Layered<Text, Text>>>,
     /// Per scheme: Pid → alternative id (SAP makes this unique too).
-    alternative_of: Arc<Vec<PMap<Arc<str>, Arc<str>>>>,
+    alternative_of: Arc<Vec<Layered<Text, Text>>>,
     /// Lower-case user → Pid.
-    users: PMap<Arc<str>, Arc<str>>,
+    users: Layered<Text, Text>,
     /// Pid → its authorized users, sorted.
-    users_of: PMap<Arc<str>, Arc<[Arc<str>]>>,
+    users_of: Layered<Text, Arc<[Text]>>,
     /// Pid → parameter id → value.
-    strings: PMap<Arc<str>, PMap<Arc<str>, Arc<str>>>,
+    strings: Layered<Text, Params>,
 }
 
 impl Directory {
@@ -37,17 +44,17 @@ impl Directory {
         strings: &[StringParameter],
     ) -> Self {
         let mut d = Directory::default();
-        let mut pids: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
-        let mut pid = |p: &str| -> Arc<str> {
+        let mut pids: std::collections::HashSet<Text> = std::collections::HashSet::new();
+        let mut pid = |p: &str| -> Text {
             if let Some(found) = pids.get(p) {
                 return found.clone();
             }
-            let new: Arc<str> = Arc::from(p);
+            let new: Text = Arc::from(p);
             pids.insert(new.clone());
             new
         };
         let mut schemes: Vec<(Box<str>, Box<str>)> = Vec::new();
-        let mut alts: Vec<Vec<(Arc<str>, Arc<str>)>> = Vec::new();
+        let mut alts: Vec<Vec<(Text, Text)>> = Vec::new();
         for a in alternatives {
             let s = match schemes
                 .iter()
@@ -64,55 +71,57 @@ impl Directory {
         }
         d.alternative_of = Arc::new(
             alts.iter()
-                .map(|list| list.iter().map(|(id, p)| (p.clone(), id.clone())).collect())
+                .map(|list| Layered::new(list.iter().map(|(id, p)| (p.clone(), id.clone())).collect()))
                 .collect(),
         );
-        d.alternatives = Arc::new(alts.into_iter().map(|list| list.into_iter().collect()).collect());
+        d.alternatives = Arc::new(
+            alts.into_iter()
+                .map(|list| Layered::new(list.into_iter().collect()))
+                .collect(),
+        );
         d.schemes = Arc::new(schemes);
-        let mut by_pid: HashMap<Arc<str>, Vec<Arc<str>>> = HashMap::new();
-        let mut user_rows = Vec::with_capacity(users.len());
+        let mut by_pid: HashMap<Text, Vec<Text>> = HashMap::new();
+        let mut user_rows = HashMap::with_capacity(users.len());
         for u in users {
-            let name: Arc<str> = Arc::from(u.user.as_str());
+            let name: Text = Arc::from(u.user.as_str());
             let p = pid(&u.pid);
             by_pid.entry(p.clone()).or_default().push(name.clone());
-            user_rows.push((name, p));
+            user_rows.insert(name, p);
         }
-        d.users = user_rows.into_iter().collect();
-        d.users_of = by_pid
-            .into_iter()
-            .map(|(p, mut list)| {
-                list.sort();
-                (p, Arc::from(list))
-            })
-            .collect();
-        type Params = Vec<(Arc<str>, Arc<str>)>;
-        let mut by_pid: HashMap<Arc<str>, Params> = HashMap::new();
+        d.users = Layered::new(user_rows);
+        d.users_of = Layered::new(
+            by_pid
+                .into_iter()
+                .map(|(p, mut list)| {
+                    list.sort();
+                    (p, Arc::from(list))
+                })
+                .collect(),
+        );
+        let mut by_pid: HashMap<Text, HashMap<Text, Text>> = HashMap::new();
         for s in strings {
             by_pid
                 .entry(pid(&s.pid))
                 .or_default()
-                .push((Arc::from(s.id.as_str()), Arc::from(s.value.as_str())));
+                .insert(Arc::from(s.id.as_str()), Arc::from(s.value.as_str()));
         }
-        d.strings = by_pid
-            .into_iter()
-            .map(|(p, list)| (p, list.into_iter().collect()))
-            .collect();
+        d.strings = Layered::new(by_pid.into_iter().map(|(p, m)| (p, Arc::new(m))).collect());
         d
     }
 
     /// Applies what a committed change did.
     pub fn apply(&mut self, deltas: &[PartnerDelta]) {
+        let mut users = self.users.edit();
+        let mut users_of = self.users_of.edit();
+        let mut strings = self.strings.edit();
         for delta in deltas {
             match delta {
-                PartnerDelta::Alternative {
-                    agency,
-                    scheme,
-                    id,
-                    pid,
-                } => self.set_alternative(agency, scheme, id, pid.as_deref()),
-                PartnerDelta::User { user, pid } => self.set_user(user, pid.as_deref()),
+                PartnerDelta::User { user, pid } => set_user(&mut users, &mut users_of, user, pid.as_deref()),
                 PartnerDelta::String { pid, id, value } => {
-                    let mut params = self.strings.get(pid.as_str()).cloned().unwrap_or_default();
+                    let mut params: HashMap<Text, Text> = strings
+                        .get(pid.as_str())
+                        .map(|p| (**p).clone())
+                        .unwrap_or_default();
                     match value {
                         Some(v) => {
                             params.insert(Arc::from(id.as_str()), Arc::from(v.as_str()));
@@ -121,14 +130,68 @@ impl Directory {
                             params.remove(id.as_str());
                         }
                     }
+                    let key: Text = Arc::from(pid.as_str());
                     if params.is_empty() {
-                        self.strings.remove(pid.as_str());
+                        strings.remove(&key);
                     } else {
-                        self.strings.insert(Arc::from(pid.as_str()), params);
+                        strings.insert(key, Arc::new(params));
                     }
                 }
-                PartnerDelta::Binary { .. } | PartnerDelta::PartnerRemoved { .. } => {}
+                PartnerDelta::Alternative { .. }
+                | PartnerDelta::Binary { .. }
+                | PartnerDelta::PartnerRemoved { .. } => {}
             }
+        }
+        let (users, users_of, strings) = (users.finish(), users_of.finish(), strings.finish());
+        self.users = users;
+        self.users_of = users_of;
+        self.strings = strings;
+        // Alternative partners per scheme; schemes are independent, order within one is kept.
+        // (alternative id, new Pid or removed), in order, per scheme.
+        type Moves<'d> = Vec<(&'d str, Option<&'d str>)>;
+        let mut by_scheme: Vec<(SchemeId, Moves<'_>)> = Vec::new();
+        for delta in deltas {
+            if let PartnerDelta::Alternative {
+                agency,
+                scheme,
+                id,
+                pid,
+            } = delta
+            {
+                let s = match self.scheme(agency, scheme) {
+                    Some(s) => s,
+                    None if pid.is_none() => continue,
+                    None => {
+                        Arc::make_mut(&mut self.schemes)
+                            .push((Box::from(agency.as_str()), Box::from(scheme.as_str())));
+                        Arc::make_mut(&mut self.alternatives).push(Layered::default());
+                        Arc::make_mut(&mut self.alternative_of).push(Layered::default());
+                        self.schemes.len() - 1
+                    }
+                };
+                match by_scheme.iter_mut().find(|(k, _)| *k == s) {
+                    Some((_, list)) => list.push((id, pid.as_deref())),
+                    None => by_scheme.push((s, vec![(id, pid.as_deref())])),
+                }
+            }
+        }
+        for (s, list) in by_scheme {
+            let mut forward = self.alternatives[s].edit();
+            let mut reverse = self.alternative_of[s].edit();
+            for (id, pid) in list {
+                let id: Text = Arc::from(id);
+                if let Some(old) = forward.remove(&id) {
+                    reverse.remove(&old);
+                }
+                if let Some(pid) = pid {
+                    let pid: Text = Arc::from(pid);
+                    forward.insert(id.clone(), pid.clone());
+                    reverse.insert(pid, id);
+                }
+            }
+            let (forward, reverse) = (forward.finish(), reverse.finish());
+            Arc::make_mut(&mut self.alternatives)[s] = forward;
+            Arc::make_mut(&mut self.alternative_of)[s] = reverse;
         }
     }
 
@@ -137,54 +200,6 @@ impl Directory {
         self.schemes
             .iter()
             .position(|(g, c)| **g == *agency && **c == *scheme)
-    }
-
-    fn set_alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: Option<&str>) {
-        let s = match self.scheme(agency, scheme) {
-            Some(s) => s,
-            None if pid.is_none() => return,
-            None => {
-                Arc::make_mut(&mut self.schemes).push((Box::from(agency), Box::from(scheme)));
-                Arc::make_mut(&mut self.alternatives).push(PMap::new());
-                Arc::make_mut(&mut self.alternative_of).push(PMap::new());
-                self.schemes.len() - 1
-            }
-        };
-        let alternatives = &mut Arc::make_mut(&mut self.alternatives)[s];
-        let alternative_of = &mut Arc::make_mut(&mut self.alternative_of)[s];
-        if let Some(old) = alternatives.remove(id) {
-            alternative_of.remove(&old);
-        }
-        if let Some(pid) = pid {
-            let id: Arc<str> = Arc::from(id);
-            let pid: Arc<str> = Arc::from(pid);
-            alternatives.insert(id.clone(), pid.clone());
-            alternative_of.insert(pid, id);
-        }
-    }
-
-    fn set_user(&mut self, user: &str, pid: Option<&str>) {
-        let name: Arc<str> = Arc::from(user);
-        if let Some(old) = self.users.remove(&name) {
-            let rest: Vec<Arc<str>> = self
-                .users_of
-                .get(&old)
-                .map(|l| l.iter().filter(|u| **u != name).cloned().collect())
-                .unwrap_or_default();
-            if rest.is_empty() {
-                self.users_of.remove(&old);
-            } else {
-                self.users_of.insert(old, Arc::from(rest));
-            }
-        }
-        if let Some(pid) = pid {
-            let pid: Arc<str> = Arc::from(pid);
-            self.users.insert(name.clone(), pid.clone());
-            let mut list: Vec<Arc<str>> = self.users_of.get(&pid).map(|l| l.to_vec()).unwrap_or_default();
-            list.push(name);
-            list.sort();
-            self.users_of.insert(pid, Arc::from(list));
-        }
     }
 
     /// The Pid an authorized user belongs to (`getPartnerIdOfAuthorizedUser`); `user` is
@@ -229,10 +244,39 @@ impl Directory {
     /// Sizes, for metrics and logs: (alternative partners, authorized users, string parameters).
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
-            self.alternatives.iter().map(PMap::len).sum(),
+            self.alternatives.iter().map(Layered::len).sum(),
             self.users.len(),
-            self.strings.values().map(PMap::len).sum(),
+            self.strings.iter().map(|(_, p)| p.len()).sum(),
         )
+    }
+}
+
+/// Moves `user` to `pid` (or removes it), keeping each Pid's sorted user list in step.
+fn set_user(
+    users: &mut postern_core::layered::Edit<'_, Text, Text>,
+    users_of: &mut postern_core::layered::Edit<'_, Text, Arc<[Text]>>,
+    user: &str,
+    pid: Option<&str>,
+) {
+    let name: Text = Arc::from(user);
+    if let Some(old) = users.remove(&name) {
+        let rest: Vec<Text> = users_of
+            .get(&old)
+            .map(|l| l.iter().filter(|u| **u != name).cloned().collect())
+            .unwrap_or_default();
+        if rest.is_empty() {
+            users_of.remove(&old);
+        } else {
+            users_of.insert(old, Arc::from(rest));
+        }
+    }
+    if let Some(pid) = pid {
+        let pid: Text = Arc::from(pid);
+        users.insert(name.clone(), pid.clone());
+        let mut list: Vec<Text> = users_of.get(&pid).map(|l| l.to_vec()).unwrap_or_default();
+        list.push(name);
+        list.sort();
+        users_of.insert(pid, Arc::from(list));
     }
 }
 
