@@ -431,6 +431,17 @@ pub enum PartnerRow {
     Binary(BinaryParameter),
 }
 
+/// Receives the Partner Directory's rows one at a time, as the store reads them (to build the
+/// in-memory directory without holding every row at once).
+pub trait DirectorySink {
+    /// An alternative partner.
+    fn alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: &str);
+    /// An authorized user (lower-case).
+    fn user(&mut self, user: &str, pid: &str);
+    /// A string parameter.
+    fn string(&mut self, pid: &str, id: &str, value: &str);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

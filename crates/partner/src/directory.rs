@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use postern_core::layered::Layered;
-use postern_core::partner::{AlternativePartner, AuthorizedUser, PartnerDelta, StringParameter};
+use postern_core::partner::{
+    AlternativePartner, AuthorizedUser, DirectorySink, PartnerDelta, StringParameter,
+};
 
 /// An (agency, scheme) pair, interned: directories hold few of them and millions of ids.
 type SchemeId = usize;
@@ -43,70 +45,17 @@ impl Directory {
         users: &[AuthorizedUser],
         strings: &[StringParameter],
     ) -> Self {
-        let mut d = Directory::default();
-        let mut pids: std::collections::HashSet<Text> = std::collections::HashSet::new();
-        let mut pid = |p: &str| -> Text {
-            if let Some(found) = pids.get(p) {
-                return found.clone();
-            }
-            let new: Text = Arc::from(p);
-            pids.insert(new.clone());
-            new
-        };
-        let mut schemes: Vec<(Box<str>, Box<str>)> = Vec::new();
-        let mut alts: Vec<Vec<(Text, Text)>> = Vec::new();
+        let mut b = DirectoryBuilder::default();
         for a in alternatives {
-            let s = match schemes
-                .iter()
-                .position(|(g, c)| **g == *a.agency && **c == *a.scheme)
-            {
-                Some(s) => s,
-                None => {
-                    schemes.push((Box::from(a.agency.as_str()), Box::from(a.scheme.as_str())));
-                    alts.push(Vec::new());
-                    schemes.len() - 1
-                }
-            };
-            alts[s].push((Arc::from(a.id.as_str()), pid(&a.pid)));
+            b.alternative(&a.agency, &a.scheme, &a.id, &a.pid);
         }
-        d.alternative_of = Arc::new(
-            alts.iter()
-                .map(|list| Layered::new(list.iter().map(|(id, p)| (p.clone(), id.clone())).collect()))
-                .collect(),
-        );
-        d.alternatives = Arc::new(
-            alts.into_iter()
-                .map(|list| Layered::new(list.into_iter().collect()))
-                .collect(),
-        );
-        d.schemes = Arc::new(schemes);
-        let mut by_pid: HashMap<Text, Vec<Text>> = HashMap::new();
-        let mut user_rows = HashMap::with_capacity(users.len());
         for u in users {
-            let name: Text = Arc::from(u.user.as_str());
-            let p = pid(&u.pid);
-            by_pid.entry(p.clone()).or_default().push(name.clone());
-            user_rows.insert(name, p);
+            b.user(&u.user, &u.pid);
         }
-        d.users = Layered::new(user_rows);
-        d.users_of = Layered::new(
-            by_pid
-                .into_iter()
-                .map(|(p, mut list)| {
-                    list.sort();
-                    (p, Arc::from(list))
-                })
-                .collect(),
-        );
-        let mut by_pid: HashMap<Text, HashMap<Text, Text>> = HashMap::new();
-        for s in strings {
-            by_pid
-                .entry(pid(&s.pid))
-                .or_default()
-                .insert(Arc::from(s.id.as_str()), Arc::from(s.value.as_str()));
+        for p in strings {
+            b.string(&p.pid, &p.id, &p.value);
         }
-        d.strings = Layered::new(by_pid.into_iter().map(|(p, m)| (p, Arc::new(m))).collect());
-        d
+        b.finish()
     }
 
     /// Applies what a committed change did.
@@ -248,6 +197,88 @@ impl Directory {
             self.users.len(),
             self.strings.iter().map(|(_, p)| p.len()).sum(),
         )
+    }
+}
+
+/// Builds a [`Directory`] from rows handed over one at a time (the store streams them), sharing
+/// one allocation per distinct Pid.
+#[derive(Default)]
+pub struct DirectoryBuilder {
+    pids: std::collections::HashSet<Text>,
+    schemes: Vec<(Box<str>, Box<str>)>,
+    alternatives: Vec<HashMap<Text, Text>>,
+    users: HashMap<Text, Text>,
+    strings: HashMap<Text, HashMap<Text, Text>>,
+}
+
+impl DirectoryBuilder {
+    fn pid(&mut self, p: &str) -> Text {
+        if let Some(found) = self.pids.get(p) {
+            return found.clone();
+        }
+        let new: Text = Arc::from(p);
+        self.pids.insert(new.clone());
+        new
+    }
+
+    /// The directory.
+    pub fn finish(self) -> Directory {
+        let alternative_of = self
+            .alternatives
+            .iter()
+            .map(|forward| Layered::new(forward.iter().map(|(id, p)| (p.clone(), id.clone())).collect()))
+            .collect();
+        let mut by_pid: HashMap<Text, Vec<Text>> = HashMap::new();
+        for (user, pid) in &self.users {
+            by_pid.entry(pid.clone()).or_default().push(user.clone());
+        }
+        let users_of = by_pid
+            .into_iter()
+            .map(|(p, mut list)| {
+                list.sort();
+                (p, Arc::from(list))
+            })
+            .collect();
+        Directory {
+            schemes: Arc::new(self.schemes),
+            alternatives: Arc::new(self.alternatives.into_iter().map(Layered::new).collect()),
+            alternative_of: Arc::new(alternative_of),
+            users: Layered::new(self.users),
+            users_of: Layered::new(users_of),
+            strings: Layered::new(self.strings.into_iter().map(|(p, m)| (p, Arc::new(m))).collect()),
+        }
+    }
+}
+
+impl DirectorySink for DirectoryBuilder {
+    fn alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: &str) {
+        let s = match self
+            .schemes
+            .iter()
+            .position(|(g, c)| **g == *agency && **c == *scheme)
+        {
+            Some(s) => s,
+            None => {
+                self.schemes.push((Box::from(agency), Box::from(scheme)));
+                self.alternatives.push(HashMap::new());
+                self.schemes.len() - 1
+            }
+        };
+        let pid = self.pid(pid);
+        self.alternatives[s].insert(Arc::from(id), pid);
+    }
+
+    fn user(&mut self, user: &str, pid: &str) {
+        let pid = self.pid(pid);
+        self.users.insert(Arc::from(user), pid);
+    }
+
+    fn string(&mut self, pid: &str, id: &str, value: &str) {
+        let pid = self.pid(pid);
+        self.strings
+            .entry(pid)
+            .or_default()
+            .insert(Arc::from(id), Arc::from(value));
     }
 }
 

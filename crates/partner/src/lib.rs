@@ -6,4 +6,4 @@ pub mod check;
 pub mod directory;
 pub mod extract;
 
-pub use directory::Directory;
+pub use directory::{Directory, DirectoryBuilder};

@@ -30,6 +30,8 @@ pub(crate) struct ApiError {
     /// `WWW-Authenticate` challenges to send with a 401.
     pub(crate) challenge: &'static [&'static str],
     pub(crate) allow: Option<&'static str>,
+    /// Seconds for `Retry-After` (429).
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// Challenges of a 401 for missing or wrong credentials: Basic, and Bearer (OAuth is accepted).
@@ -46,6 +48,7 @@ impl ApiError {
             message_id: None,
             challenge: &[],
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -60,6 +63,19 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "authentication required: missing or invalid credentials",
+            )
+        }
+    }
+
+    /// 429 for a source locked out after failed authentications.
+    pub(crate) fn locked_out(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed authentications; retry after {} s", secs.max(1)),
             )
         }
     }
@@ -134,6 +150,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(a) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(a));
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

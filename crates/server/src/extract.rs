@@ -89,15 +89,67 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// The source address's IP, when the request came through a socket.
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// Whom a request claims to be, for the failure counters: the Basic user name, lower-cased.
+fn claimed(headers: &axum::http::HeaderMap) -> Option<String> {
+    let header = headers.get(AUTHORIZATION)?;
+    postern_auth::basic::parse_basic(header.as_bytes())
+        .ok()
+        .map(|c| c.user.to_ascii_lowercase())
+}
+
+/// [`authenticate`] behind the brute-force guard: a locked-out source gets 429 before its
+/// credentials are looked at; a failure is counted (and answered 401); a success ends the
+/// source's count.
+pub(crate) async fn authenticate_guarded(
+    state: &AppState,
+    live: &Live,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    path: &str,
+) -> Result<Principal, ApiError> {
+    let ip = peer_ip(extensions);
+    let guard = state.guard();
+    if let Some(ip) = ip
+        && guard.active()
+        && let Some(wait) = guard.locked(claimed(headers).as_deref(), ip, std::time::Instant::now())
+    {
+        state.metrics().auth_failure("locked_out");
+        return Err(ApiError::locked_out(wait));
+    }
+    match authenticate(state, live, headers, extensions).await {
+        Ok(p) => {
+            if let Some(ip) = ip {
+                guard.succeeded(&p.name, ip);
+            }
+            Ok(p)
+        }
+        Err(failure) => {
+            // A request without credentials is the first half of every Basic challenge; only
+            // wrong credentials count.
+            if let Some(ip) = ip
+                && !matches!(failure, AuthFailure::Missing)
+                && let Some(wait) = guard.failed(claimed(headers).as_deref(), ip, std::time::Instant::now())
+            {
+                tracing::warn!(source = %ip, seconds = wait.as_secs(), "locked out after failed authentications");
+            }
+            Err(auth_failed(state, failure, &peer_of(extensions), path))
+        }
+    }
+}
+
 async fn authenticate_with_roles(
     parts: &Parts,
     state: &AppState,
     roles: &[&str],
 ) -> Result<Principal, ApiError> {
     let live = state.live_full();
-    let principal = authenticate(state, &live, &parts.headers, &parts.extensions)
-        .await
-        .map_err(|f| auth_failed(state, f, &peer(parts), parts.uri.path()))?;
+    let principal =
+        authenticate_guarded(state, &live, &parts.headers, &parts.extensions, parts.uri.path()).await?;
     let wanted: Vec<RoleName> = roles.iter().filter_map(|r| RoleName::parse(r).ok()).collect();
     require_any(&principal, &wanted).map_err(|m| ApiError::forbidden(m.to_string()))?;
     Ok(principal)

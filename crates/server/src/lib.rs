@@ -11,6 +11,7 @@ mod console;
 mod error;
 mod extract;
 pub mod follow;
+pub mod guard;
 mod listen;
 mod metrics;
 mod oauth;

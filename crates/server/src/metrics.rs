@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// Authentication failure reasons, in the order of [`Metrics::auth_failures`].
-pub(crate) const AUTH_REASONS: [&str; 11] = [
+pub(crate) const AUTH_REASONS: [&str; 12] = [
+    "locked_out",
     "missing",
     "malformed",
     "unknown_user",
@@ -34,7 +35,7 @@ pub(crate) struct Metrics {
     pub(crate) sender_4xx: AtomicU64,
     pub(crate) sender_5xx: AtomicU64,
     /// Failed authentications by reason (all endpoints).
-    pub(crate) auth_failures: [AtomicU64; 11],
+    pub(crate) auth_failures: [AtomicU64; AUTH_REASONS.len()],
     /// Failed authentications whose audit record was dropped because the queue was full.
     pub(crate) audit_dropped: AtomicU64,
     /// Records waiting to be written.

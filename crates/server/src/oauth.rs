@@ -46,6 +46,8 @@ struct OAuthError {
     code: &'static str,
     description: String,
     challenge: bool,
+    /// Seconds for `Retry-After` (429 after failed client authentications).
+    retry_after: Option<u64>,
 }
 
 fn oauth_error(code: &'static str, description: impl Into<String>) -> OAuthError {
@@ -54,6 +56,7 @@ fn oauth_error(code: &'static str, description: impl Into<String>) -> OAuthError
         code,
         description: description.into(),
         challenge: false,
+        retry_after: None,
     }
 }
 
@@ -67,6 +70,10 @@ impl IntoResponse for OAuthError {
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"postern\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -130,6 +137,7 @@ fn client_auth(
                 code: "invalid_client",
                 description: "client authentication failed".into(),
                 challenge: true,
+                retry_after: None,
             })?;
             Ok(ClientAuth {
                 id: c.user,
@@ -150,6 +158,7 @@ fn client_auth(
                 code: "invalid_client",
                 description: "client authentication is required".into(),
                 challenge: true,
+                retry_after: None,
             }),
         },
     }
@@ -174,7 +183,8 @@ async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Respon
     };
     let source = crate::extract::peer_of(&parts.extensions);
     let peer = parts.extensions.get::<PeerCertificate>();
-    match issue(&s, parts.uri.query(), &parts.headers, &body, &source, peer).await {
+    let ip = crate::extract::peer_ip(&parts.extensions);
+    match issue(&s, parts.uri.query(), &parts.headers, &body, &source, peer, ip).await {
         Ok(v) => {
             let mut resp = Json(v).into_response();
             no_store(resp.headers_mut());
@@ -191,11 +201,36 @@ async fn issue(
     body: &[u8],
     source: &str,
     peer: Option<&PeerCertificate>,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<Value, OAuthError> {
     let p = params(query, body)?;
     let auth = client_auth(headers, &p, peer)?;
+    let identity = auth.id.to_ascii_lowercase();
+    let guard = s.guard();
+    if let Some(ip) = ip
+        && guard.active()
+        && let Some(wait) = guard.locked(Some(&identity), ip, std::time::Instant::now())
+    {
+        s.metrics().auth_failure("locked_out");
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        return Err(OAuthError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "temporarily_unavailable",
+            description: format!("too many failed client authentications; retry after {secs} s"),
+            challenge: false,
+            retry_after: Some(secs),
+        });
+    }
     let live = s.live_full();
     let found = find_client(s, &live.security, &auth);
+    if let Some(ip) = ip {
+        match &found {
+            Some((client, _)) => guard.succeeded(&client.client_id, ip),
+            None => {
+                guard.failed(Some(&identity), ip, std::time::Instant::now());
+            }
+        }
+    }
     let Some((client, key)) = found else {
         audit_failure(s, source, &auth.id);
         return Err(OAuthError {
@@ -203,6 +238,7 @@ async fn issue(
             code: "invalid_client",
             description: "client authentication failed".into(),
             challenge: auth.basic,
+            retry_after: None,
         });
     };
     match param(&p, "grant_type") {
@@ -268,6 +304,7 @@ async fn issue(
             code: "temporarily_unavailable",
             description: "the token server cannot sign tokens right now".into(),
             challenge: false,
+            retry_after: None,
         }
     })?;
     Ok(json!({

@@ -53,16 +53,21 @@ async fn process(state: &AppState, req: Request) -> Response {
         return ApiError::method_not_allowed("POST, PUT").into_response();
     }
     let (user, mut log) = if flow.flow.certificates.is_empty() {
-        let principal =
-            match crate::extract::authenticate(state, &live, &parts.headers, &parts.extensions).await {
-                Ok(p) => p,
-                Err(failure) => {
-                    let source = crate::extract::peer_of(&parts.extensions);
-                    let answer = auth_failed(state, failure, &source, parts.uri.path());
-                    discard(body).await;
-                    return answer.into_response();
-                }
-            };
+        let principal = match crate::extract::authenticate_guarded(
+            state,
+            &live,
+            &parts.headers,
+            &parts.extensions,
+            parts.uri.path(),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(answer) => {
+                discard(body).await;
+                return answer.into_response();
+            }
+        };
         let mut log = MplDraft::start(&flow, &principal.name);
         if let Err(missing) = require_any_or_partner(&principal, &flow.flow.roles, |u| {
             live.directory.is_authorized_user(u)

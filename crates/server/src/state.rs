@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Zone (tenant) name used in generated client ids and the `zid` claim.
     pub zone: String,
+    /// Brute-force protection.
+    pub lockout: crate::guard::Policy,
 }
 
 impl ServerConfig {
@@ -92,6 +94,7 @@ struct Inner {
     mpl: BatchSink<Mpl>,
     audit: BatchSink<AuditEntry>,
     metrics: Metrics,
+    guard: crate::guard::Guard,
 }
 
 /// Background writers to wait for at shutdown.
@@ -119,6 +122,7 @@ impl AppState {
         config: ServerConfig,
     ) -> Result<(Self, Writers)> {
         let metrics = Metrics::default();
+        let lockout = config.lockout.clone();
         let (mpl, mpl_writer) = {
             let store = store.clone();
             BatchWriter::spawn("mpl", metrics.mpl_queue.clone(), move |batch: Vec<Mpl>| {
@@ -150,7 +154,20 @@ impl AppState {
             mpl,
             audit,
             metrics,
+            guard: crate::guard::Guard::new(lockout),
         }));
+        // Forget failure counts whose window has passed (a weak handle: ends with the state).
+        let weak = Arc::downgrade(&state.0);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(inner) => inner.guard.sweep(std::time::Instant::now()),
+                    None => break,
+                }
+            }
+        });
         state.load_directory().await?;
         state.reload().await?;
         Ok((
@@ -195,6 +212,10 @@ impl AppState {
     /// Run-time settings.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
+    }
+
+    pub(crate) fn guard(&self) -> &crate::guard::Guard {
+        &self.0.guard
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -297,11 +318,9 @@ impl AppState {
         let _guard = self.0.writes.lock().await;
         let started = std::time::Instant::now();
         let store = self.store();
-        let directory = Directory::build(
-            &store.alternative_partners().await?,
-            &store.authorized_users().await?,
-            &store.string_parameters().await?,
-        );
+        let mut builder = postern_partner::DirectoryBuilder::default();
+        store.load_directory(&mut builder).await?;
+        let directory = builder.finish();
         let (alternatives, users, strings) = directory.sizes();
         tracing::info!(
             alternatives,

@@ -266,6 +266,14 @@ pub(crate) fn in_change_set(changes: usize, i: usize, e: Error) -> Error {
     }
 }
 
+/// The next item of a row stream.
+pub(crate) async fn next_row<S, T>(rows: &mut S) -> Option<T>
+where
+    S: futures_core::Stream<Item = T> + Unpin,
+{
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *rows).poll_next(cx)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use postern_core::model::{
 };
 use postern_core::mpl::{Condition, Mpl, MplQuery};
 use postern_core::partner::{
-    AlternativePartner, AuthorizedUser, PartnerChange, PartnerDelta, PartnerQuery, PartnerRow,
+    AlternativePartner, AuthorizedUser, DirectorySink, PartnerChange, PartnerDelta, PartnerQuery, PartnerRow,
     StringParameter,
 };
 
@@ -175,6 +175,9 @@ pub trait PartnerStore {
     async fn authorized_users(&self) -> Result<Vec<AuthorizedUser>>;
     /// All string parameters (to build the in-memory directory).
     async fn string_parameters(&self) -> Result<Vec<StringParameter>>;
+    /// Streams every alternative partner, authorized user and string parameter into `sink`
+    /// (key columns and values only), to build the in-memory directory at start.
+    async fn load_directory(&self, sink: &mut (dyn DirectorySink + Send)) -> Result<()>;
     /// Applies changes in one transaction and says what they changed. The first failing change
     /// (`NotFound`, `Conflict`) rolls back all of them; with several changes the error names it.
     async fn apply_partner_changes(&self, changes: &[PartnerChange]) -> Result<Vec<PartnerDelta>>;

@@ -64,6 +64,21 @@ pub(crate) struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, env = "POSTERN_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Failed authentications of one identity from one address before that address is locked
+    /// out of it (1 s, doubling); 0 switches brute-force protection off [default: 5].
+    #[arg(long, env = "POSTERN_LOCKOUT_AFTER")]
+    lockout_after: Option<u32>,
+    /// Failed authentications from one address, any identity, before it is locked out
+    /// [default: 50].
+    #[arg(long, env = "POSTERN_LOCKOUT_ADDRESS_AFTER")]
+    lockout_address_after: Option<u32>,
+    /// Failed authentications of one identity from anywhere before it is locked out for
+    /// addresses that have not authenticated as it in the last 24 h [default: 100].
+    #[arg(long, env = "POSTERN_LOCKOUT_IDENTITY_AFTER")]
+    lockout_identity_after: Option<u32>,
+    /// Longest lockout of an identity, seconds [default: 900].
+    #[arg(long, env = "POSTERN_LOCKOUT_MAX_SECONDS")]
+    lockout_max_seconds: Option<u64>,
 }
 
 /// The `--config` file: the same keys as the flags, unknown keys rejected.
@@ -80,6 +95,10 @@ struct FileConfig {
     database: Option<String>,
     public_url: Option<String>,
     log_format: Option<LogFormat>,
+    lockout_after: Option<u32>,
+    lockout_address_after: Option<u32>,
+    lockout_identity_after: Option<u32>,
+    lockout_max_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -94,6 +113,7 @@ struct Config {
     database: String,
     public_url: Option<String>,
     log_format: LogFormat,
+    lockout: postern_server::guard::Policy,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -150,6 +170,28 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         database,
         public_url: args.public_url.or(file.public_url),
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        lockout: {
+            let d = postern_server::guard::Policy::default();
+            let max = args
+                .lockout_max_seconds
+                .or(file.lockout_max_seconds)
+                .map(|s| std::time::Duration::from_secs(s.clamp(1, 86_400)));
+            postern_server::guard::Policy {
+                pair_after: args.lockout_after.or(file.lockout_after).unwrap_or(d.pair_after),
+                ip_after: args
+                    .lockout_address_after
+                    .or(file.lockout_address_after)
+                    .unwrap_or(d.ip_after)
+                    .max(1),
+                identity_after: args
+                    .lockout_identity_after
+                    .or(file.lockout_identity_after)
+                    .unwrap_or(d.identity_after)
+                    .max(1),
+                pair_max: max.unwrap_or(d.pair_max),
+                ..d
+            }
+        },
     })
 }
 
@@ -288,6 +330,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ServerConfig {
             public_url: public_url.clone(),
             zone: "postern".into(),
+            lockout: config.lockout.clone(),
         },
     )
     .await?;

@@ -7,6 +7,7 @@ mod admin_api;
 mod connectivity;
 mod fixture;
 mod lifecycle;
+mod lockout;
 mod mpl;
 mod mtls;
 mod multinode;

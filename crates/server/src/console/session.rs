@@ -309,14 +309,41 @@ async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resp
         );
     }
     let source = peer(&parts);
+    let identity = form.user.trim().to_ascii_lowercase();
+    let ip = crate::extract::peer_ip(&parts.extensions);
+    let guard = state.guard();
+    if let Some(ip) = ip
+        && let Some(wait) = guard.locked(Some(&identity), ip, std::time::Instant::now())
+    {
+        state.metrics().auth_failure("locked_out");
+        let secs = wait.as_secs().max(1);
+        let mut resp = login_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some(&format!("Too many failed logins; try again in {secs} s.")),
+            None,
+            secure,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return resp;
+    }
     let live = state.live_full();
     let principal = match state
         .authn()
         .user_password(&live.security, form.user.trim(), &form.password)
         .await
     {
-        Ok(p) => p,
+        Ok(p) => {
+            if let Some(ip) = ip {
+                guard.succeeded(&identity, ip);
+            }
+            p
+        }
         Err(failure) => {
+            if let Some(ip) = ip {
+                guard.failed(Some(&identity), ip, std::time::Instant::now());
+            }
             let _ = auth_failed(&state, failure, &source, "/console/login");
             return login_form(
                 StatusCode::UNAUTHORIZED,

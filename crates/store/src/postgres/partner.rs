@@ -17,6 +17,7 @@ use crate::common::{
     alternative_insert_conflict, alternative_update_conflict, count, delta, in_change_set, key,
     name_conflict, partner_column, partner_order, partner_table, push_where, user_insert_conflict,
 };
+use postern_core::partner::DirectorySink;
 
 #[async_trait]
 impl PartnerStore for PgStore {
@@ -42,6 +43,29 @@ impl PartnerStore for PgStore {
         .await
         .map_err(storage)?;
         Ok(rows.iter().map(user).collect())
+    }
+
+    async fn load_directory(&self, sink: &mut (dyn DirectorySink + Send)) -> Result<()> {
+        use crate::common::next_row;
+        let mut rows =
+            sqlx::query("SELECT agency, scheme, id, pid FROM alternative_partners").fetch(&self.pool);
+        while let Some(row) = next_row(&mut rows).await {
+            let row = row.map_err(storage)?;
+            sink.alternative(row.get(0), row.get(1), row.get(2), row.get(3));
+        }
+        drop(rows);
+        let mut rows = sqlx::query("SELECT user_name, pid FROM authorized_users").fetch(&self.pool);
+        while let Some(row) = next_row(&mut rows).await {
+            let row = row.map_err(storage)?;
+            sink.user(row.get(0), row.get(1));
+        }
+        drop(rows);
+        let mut rows = sqlx::query("SELECT pid, id, value FROM string_parameters").fetch(&self.pool);
+        while let Some(row) = next_row(&mut rows).await {
+            let row = row.map_err(storage)?;
+            sink.string(row.get(0), row.get(1), row.get(2));
+        }
+        Ok(())
     }
 
     async fn string_parameters(&self) -> Result<Vec<StringParameter>> {

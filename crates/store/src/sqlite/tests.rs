@@ -315,6 +315,39 @@ async fn partner_directory_keys_uniqueness_cascade_and_rollback(s: &dyn Store) {
     }));
     assert!(s.alternative_partners().await.expect("alts").is_empty());
     assert_eq!(s.string_parameters().await.expect("params"), vec![param]);
+    // The stream that builds the in-memory directory sees the same rows.
+    #[derive(Default)]
+    struct Rows(Vec<String>);
+    impl postern_core::partner::DirectorySink for Rows {
+        fn alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: &str) {
+            self.0.push(format!("alt {agency} {scheme} {id} {pid}"));
+        }
+        fn user(&mut self, user: &str, pid: &str) {
+            self.0.push(format!("user {user} {pid}"));
+        }
+        fn string(&mut self, pid: &str, id: &str, value: &str) {
+            self.0.push(format!("string {pid} {id} {value}"));
+        }
+    }
+    let mut rows = Rows::default();
+    s.load_directory(&mut rows).await.expect("stream");
+    let mut expected: Vec<String> = s
+        .authorized_users()
+        .await
+        .expect("users")
+        .iter()
+        .map(|u| format!("user {} {}", u.user, u.pid))
+        .chain(
+            s.string_parameters()
+                .await
+                .expect("params")
+                .iter()
+                .map(|p| format!("string {} {} {}", p.pid, p.id, p.value)),
+        )
+        .collect();
+    rows.0.sort();
+    expected.sort();
+    assert_eq!(rows.0, expected);
     let deltas = s
         .apply_partner_changes(&one(C::DeletePartner {
             pid: "ACME".into(),
