@@ -70,7 +70,16 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| Error::Unavailable(format!("connecting to {target}: {e}")))?;
+            .map_err(|e| match &e {
+                // A certificate that does not verify (rustls reports it as invalid data), or a
+                // server without TLS when the URL requires it, will not change by waiting: say
+                // so at once instead of retrying.
+                sqlx::Error::Tls(_) => Error::invalid("database", format!("TLS to {target}: {e}")),
+                sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                    Error::invalid("database", format!("TLS to {target}: {e}"))
+                }
+                _ => Error::Unavailable(format!("connecting to {target}: {e}")),
+            })?;
         // sqlx takes an advisory lock while migrating, so nodes starting together apply each
         // migration once.
         sqlx::migrate!("migrations/postgres")

@@ -14,5 +14,6 @@ mod multinode;
 mod oauth;
 mod outage;
 mod partner;
+mod pg_tls;
 mod sender;
 mod tls;
