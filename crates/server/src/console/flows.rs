@@ -13,6 +13,7 @@ use postern_flow::deploy;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::session::or_answer;
 use super::{Session, problem, render};
 use crate::state::{AppState, Scope};
 
@@ -61,43 +62,9 @@ async fn one(State(s): State<AppState>, session: Session, Path(id): Path<String>
 }
 
 /// Deploy (multipart): a YAML file, or the YAML pasted into the text area.
-async fn deploy_flow(State(s): State<AppState>, session: Session, mut form: Multipart) -> Response {
-    let (mut csrf, mut pasted, mut file) = (None, String::new(), Vec::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or("").to_owned();
-                let data = match field.bytes().await {
-                    Ok(d) if d.len() <= MAX_YAML_BYTES => d,
-                    Ok(_) => {
-                        return page(
-                            &s,
-                            &session,
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            json!({ "error": format!("The flow is larger than {MAX_YAML_BYTES} bytes.") }),
-                        );
-                    }
-                    Err(e) => {
-                        return session
-                            .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-                    }
-                };
-                match name.as_str() {
-                    "csrf" => csrf = Some(String::from_utf8_lossy(&data).into_owned()),
-                    "yaml" => pasted = String::from_utf8_lossy(&data).into_owned(),
-                    "file" => file = data.to_vec(),
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return session.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-            }
-        }
-    }
-    if let Err(r) = session.check_csrf(csrf.as_deref()) {
-        return r;
-    }
+async fn deploy_flow(State(s): State<AppState>, session: Session, form: Multipart) -> Response {
+    let upload = or_answer!(session.upload(form, MAX_YAML_BYTES).await);
+    let (pasted, file) = (upload.text("yaml"), upload.bytes("file").to_vec());
     let yaml = if file.is_empty() {
         pasted
     } else {
@@ -145,9 +112,7 @@ async fn undeploy(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let c = session.ctx(&s);
     match s.write_in(Scope::Flows, deploy::undeploy(&c, &id)).await {
         Ok(()) => {

@@ -16,6 +16,7 @@ use postern_core::partner::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::session::or_answer;
 use super::{Session, problem, render, when};
 use crate::admin::partner_directory::{Document, export_document, run_import};
 use crate::extract::now_ms;
@@ -30,7 +31,12 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/partners", get(list).post(create_partner))
         .route("/partners/export", get(export))
-        .route("/partners/import", get(import_page).post(import))
+        .route(
+            "/partners/import",
+            get(import_page)
+                .post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_FILE + 64 * 1024)),
+        )
         .route("/partners/{pid}", get(one))
         .route("/partners/{pid}/delete", post(delete_partner))
         .route("/partners/{pid}/alternative-partners", post(add_alternative))
@@ -184,10 +190,7 @@ struct NewPartner {
 /// A partner exists through what belongs to it, so creating one creates its first entry: an
 /// authorized user or a string parameter.
 async fn create_partner(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
-    let f: NewPartner = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: NewPartner = or_answer!(session.form(&body));
     let pid = f.pid.trim().to_owned();
     let audit = audit(&session);
     let change = if !f.user.trim().is_empty() {
@@ -337,9 +340,7 @@ async fn delete_partner(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let change = PartnerChange::DeletePartner {
         pid: pid.clone(),
         keep: vec![],
@@ -369,10 +370,7 @@ async fn add_alternative(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: AltForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: AltForm = or_answer!(session.form(&body));
     let (agency, scheme, id) = (
         f.agency.trim().to_owned(),
         f.scheme.trim().to_owned(),
@@ -400,10 +398,7 @@ async fn delete_alternative(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: AltForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: AltForm = or_answer!(session.form(&body));
     let notice = format!("Alternative partner {}/{}/{} deleted.", f.agency, f.scheme, f.id);
     let change = Ok(PartnerChange::DeleteAlternative {
         agency: f.agency,
@@ -424,10 +419,7 @@ async fn add_user(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: UserForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: UserForm = or_answer!(session.form(&body));
     let change = partner::normalize_user(f.user.trim()).map(|user| {
         PartnerChange::InsertUser(AuthorizedUser {
             user,
@@ -448,10 +440,7 @@ async fn delete_user(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: UserForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: UserForm = or_answer!(session.form(&body));
     let notice = format!("{} no longer sends as {pid}.", f.user);
     let change = Ok(PartnerChange::DeleteUser { user: f.user });
     change_on_page(&s, &session, &pid, change, "partner.user.delete", &notice).await
@@ -473,10 +462,7 @@ async fn put_string(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: StringForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: StringForm = or_answer!(session.form(&body));
     let id = f.id.trim().to_owned();
     let change = partner::check_pid("Id", &id, partner::MAX_PARAM_ID).and_then(|_| {
         if f.value.chars().count() > partner::MAX_STRING_VALUE {
@@ -512,10 +498,7 @@ async fn delete_string(
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: StringKey = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: StringKey = or_answer!(session.form(&body));
     let notice = format!("String parameter {} deleted.", f.id);
     let change = Ok(PartnerChange::DeleteString {
         pid: pid.clone(),
@@ -551,44 +534,11 @@ async fn import_page(session: Session) -> Response {
 
 /// Import (multipart): a file or the document in the text area; `step=preview` answers with a
 /// dry run and a form to confirm, `step=import` imports.
-async fn import(State(s): State<AppState>, session: Session, mut form: Multipart) -> Response {
-    let (mut csrf, mut text, mut file, mut step) = (None, String::new(), Vec::new(), String::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or("").to_owned();
-                let data = match field.bytes().await {
-                    Ok(d) if d.len() <= MAX_IMPORT_FILE => d,
-                    Ok(_) => {
-                        return session.error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            &format!("The document is larger than {MAX_IMPORT_FILE} bytes; import it with `postern partner import`."),
-                        );
-                    }
-                    Err(e) => {
-                        return session
-                            .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-                    }
-                };
-                match name.as_str() {
-                    "csrf" => csrf = Some(String::from_utf8_lossy(&data).into_owned()),
-                    "document" => text = String::from_utf8_lossy(&data).into_owned(),
-                    "file" => file = data.to_vec(),
-                    "step" => step = String::from_utf8_lossy(&data).into_owned(),
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return session.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-            }
-        }
-    }
-    if let Err(r) = session.check_csrf(csrf.as_deref()) {
-        return r;
-    }
+async fn import(State(s): State<AppState>, session: Session, form: Multipart) -> Response {
+    let upload = or_answer!(session.upload(form, MAX_IMPORT_FILE).await);
+    let (mut text, file, step) = (upload.text("document"), upload.bytes("file"), upload.text("step"));
     if !file.is_empty() {
-        text = String::from_utf8_lossy(&file).into_owned();
+        text = String::from_utf8_lossy(file).into_owned();
     }
     let page = |status: StatusCode, values: Value| {
         render(status, "partner_import.html", session.page("partners", values))

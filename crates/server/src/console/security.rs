@@ -14,6 +14,7 @@ use postern_core::model::{API_ROLES, ROLE_ADMIN};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::session::or_answer;
 use super::{Session, problem, render};
 use crate::admin::{cert_mappings, connectivity, instances, roles, users};
 use crate::state::{AppState, Scope};
@@ -120,10 +121,7 @@ struct RoleForm {
 }
 
 async fn role_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
-    let f: RoleForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: RoleForm = or_answer!(session.form(&body));
     let c = session.ctx(&s);
     match s
         .write_in(
@@ -152,10 +150,7 @@ async fn role_update(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: DescriptionForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: DescriptionForm = or_answer!(session.form(&body));
     let c = session.ctx(&s);
     match s
         .write_in(Scope::Nothing, admin::update_role(&c, &name, &f.description))
@@ -178,9 +173,7 @@ async fn role_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let c = session.ctx(&s);
     match s.write_in(Scope::Nothing, admin::delete_role(&c, &name)).await {
         Ok(()) => back("/console/security/roles", &format!("Role {name} deleted.")),
@@ -263,10 +256,7 @@ struct UserForm {
 }
 
 async fn user_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
-    let f: UserForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: UserForm = or_answer!(session.form(&body));
     let c = session.ctx(&s);
     let roles = f.roles.list();
     match s
@@ -299,10 +289,7 @@ async fn user_update(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: UserUpdateForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: UserUpdateForm = or_answer!(session.form(&body));
     let roles = f.roles.list();
     if name.eq_ignore_ascii_case(&session.user) && !roles.iter().any(|r| r == ROLE_ADMIN) {
         return users_list(
@@ -339,9 +326,7 @@ async fn user_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     if name.eq_ignore_ascii_case(&session.user) {
         return users_list(
             &s,
@@ -431,10 +416,7 @@ struct InstanceForm {
 }
 
 async fn instance_create(State(s): State<AppState>, session: Session, body: Bytes) -> Response {
-    let f: InstanceForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: InstanceForm = or_answer!(session.form(&body));
     let roles = f.roles.list();
     let grants = f.grant_types.list();
     let params = InstanceParameters {
@@ -533,10 +515,7 @@ async fn instance_roles(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: RolesForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: RolesForm = or_answer!(session.form(&body));
     let params = InstanceParameters {
         roles: Some(f.roles.list()),
         grant_types: None,
@@ -565,9 +544,7 @@ async fn instance_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let c = session.ctx(&s);
     match s
         .write_in(Scope::Instance(&name), admin::delete_instance(&c, &name))
@@ -599,10 +576,7 @@ async fn key_create(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: KeyForm = match session.form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let f: KeyForm = or_answer!(session.form(&body));
     let validity = match f.validity.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => match v.parse::<u32>() {
@@ -667,9 +641,7 @@ async fn key_delete(
     Path((name, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let c = session.ctx(&s);
     match s
         .write_in(Scope::Instance(&name), admin::delete_key(&c, &name, &key))
@@ -723,50 +695,17 @@ async fn mappings_page(State(s): State<AppState>, session: Session, Query(d): Qu
 const MAX_CERT_FILE: usize = 64 * 1024;
 
 /// Upload (multipart): the user, and the certificate as a PEM or DER file or pasted PEM.
-async fn mapping_create(State(s): State<AppState>, session: Session, mut form: Multipart) -> Response {
-    let (mut csrf, mut user, mut pasted, mut file) = (None, String::new(), String::new(), Vec::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or("").to_owned();
-                let data = match field.bytes().await {
-                    Ok(d) if d.len() <= MAX_CERT_FILE => d,
-                    Ok(_) => {
-                        return mappings_list(
-                            &s,
-                            &session,
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            None,
-                            Some(format!("The certificate is larger than {MAX_CERT_FILE} bytes.")),
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        return session
-                            .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-                    }
-                };
-                match name.as_str() {
-                    "csrf" => csrf = Some(String::from_utf8_lossy(&data).into_owned()),
-                    "user" => user = String::from_utf8_lossy(&data).trim().to_owned(),
-                    "pem" => pasted = String::from_utf8_lossy(&data).into_owned(),
-                    "file" => file = data.to_vec(),
-                    _ => {}
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return session.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"));
-            }
-        }
-    }
-    if let Err(r) = session.check_csrf(csrf.as_deref()) {
-        return r;
-    }
+async fn mapping_create(State(s): State<AppState>, session: Session, form: Multipart) -> Response {
+    let upload = or_answer!(session.upload(form, MAX_CERT_FILE).await);
+    let (user, pasted, file) = (
+        upload.text("user").trim().to_owned(),
+        upload.text("pem"),
+        upload.bytes("file"),
+    );
     let certificate = if !file.is_empty() {
-        match std::str::from_utf8(&file) {
+        match std::str::from_utf8(file) {
             Ok(text) if text.contains("-----BEGIN") => text.to_owned(),
-            _ => base64::engine::general_purpose::STANDARD.encode(&file),
+            _ => base64::engine::general_purpose::STANDARD.encode(file),
         }
     } else {
         pasted
@@ -800,9 +739,7 @@ async fn mapping_delete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     let c = session.ctx(&s);
     match s.write(admin::delete_cert_mapping(&c, &id)).await {
         Ok(()) => back("/console/security/certificate-mappings", "Mapping deleted."),

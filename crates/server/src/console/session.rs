@@ -194,6 +194,80 @@ impl Session {
     }
 }
 
+/// The fields of a multipart form, by name (a repeated name keeps its last value).
+pub(crate) struct Upload(std::collections::HashMap<String, Bytes>);
+
+impl Upload {
+    /// A field as text (lossy UTF-8), empty when absent.
+    pub(crate) fn text(&self, name: &str) -> String {
+        self.0
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A field's bytes, empty when absent.
+    pub(crate) fn bytes(&self, name: &str) -> &[u8] {
+        self.0.get(name).map_or(&[], |b| b.as_ref())
+    }
+}
+
+// The error side is the page to send at once, built only on the failing path.
+#[allow(clippy::result_large_err)]
+impl Session {
+    /// Reads a multipart form (each field at most `limit` bytes) after checking its `csrf`
+    /// field.
+    pub(crate) async fn upload(
+        &self,
+        mut form: axum::extract::Multipart,
+        limit: usize,
+    ) -> Result<Upload, Response> {
+        let mut fields = std::collections::HashMap::new();
+        loop {
+            match form.next_field().await {
+                Ok(Some(field)) => {
+                    let name = field.name().unwrap_or("").to_owned();
+                    match field.bytes().await {
+                        Ok(d) if d.len() <= limit => {
+                            fields.insert(name, d);
+                        }
+                        Ok(_) => {
+                            return Err(self.error(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                &format!("The upload is larger than {limit} bytes."),
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(self
+                                .error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}")));
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(
+                        self.error(StatusCode::BAD_REQUEST, &format!("The upload is incomplete: {e}"))
+                    );
+                }
+            }
+        }
+        let upload = Upload(fields);
+        self.check_csrf(Some(&upload.text("csrf")))?;
+        Ok(upload)
+    }
+}
+
+/// The value of a `Result<T, Response>`, or the response answered at once.
+macro_rules! or_answer {
+    ($result:expr) => {
+        match $result {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+pub(crate) use or_answer;
+
 /// Deserializes URL-encoded pairs into `T` through a JSON object (fields are strings).
 fn serde_urlencoded_from<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let mut map = serde_json::Map::new();
@@ -402,9 +476,7 @@ async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resp
 async fn logout(State(state): State<AppState>, session: Session, parts: Parts, body: Bytes) -> Response {
     #[derive(Deserialize)]
     struct Empty {}
-    if let Err(r) = session.form::<Empty>(&body) {
-        return r;
-    }
+    or_answer!(session.form::<Empty>(&body));
     if let Err(e) = state.store().delete_session(&session.id_hash).await {
         let (status, message) = super::problem(e);
         return session.error(status, &message);
