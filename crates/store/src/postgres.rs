@@ -65,6 +65,9 @@ impl PgStore {
             options.get_port(),
             options.get_database().unwrap_or_default()
         );
+        // Over TCP, "not found" while connecting can only be a file the URL names (sslrootcert,
+        // sslcert, sslkey); over a Unix socket it is a server not started yet.
+        let over_tcp = options.get_socket().is_none() && !options.get_host().starts_with('/');
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -77,6 +80,10 @@ impl PgStore {
                 sqlx::Error::Tls(_) => Error::invalid("database", format!("TLS to {target}: {e}")),
                 sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
                     Error::invalid("database", format!("TLS to {target}: {e}"))
+                }
+                sqlx::Error::Io(io) if over_tcp && io.kind() == std::io::ErrorKind::NotFound => {
+                    let names = "sslrootcert, sslcert or sslkey";
+                    Error::invalid("database", format!("TLS to {target}: {names}: {e}"))
                 }
                 _ => Error::Unavailable(format!("connecting to {target}: {e}")),
             })?;

@@ -43,28 +43,43 @@ async fn nodes_connect_to_postgres_over_verified_tls() {
     assert!(count.parse::<u32>().expect("count") > 0, "{answer}");
     assert_eq!(all_tls, "t", "every connection of the node uses TLS: {answer}");
 
-    // A root that did not sign the server's certificate: the node refuses to start, at once
-    // and with a clear message (waiting would not help).
+    // A root that did not sign the server's certificate, or a root file that is not there: the
+    // node refuses to start, at once and with a clear message (waiting would not help).
     let wrong_root = nodes[0].dir.join("tls/ca.pem");
-    let bad = format!(
+    let err = refused(&format!(
         "{database}?sslmode=verify-full&sslrootcert={}",
         wrong_root.display()
-    );
+    ))
+    .await;
+    assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+    let err = refused(&format!(
+        "{database}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"
+    ))
+    .await;
+    assert!(err.contains("TLS") && err.contains("sslrootcert"), "{err}");
+}
+
+/// Runs `serve` on a database URL it must refuse within seconds; its stderr.
+async fn refused(url: &str) -> String {
     let dir = tempfile::tempdir().expect("dir");
     let started = Instant::now();
-    let out = std::process::Command::new(BIN)
+    let run = tokio::process::Command::new(BIN)
         .args(["serve", "--http", "127.0.0.1:0", "--https", "-", "--data-dir"])
         .arg(dir.path())
-        .args(["--database", &bad])
+        .args(["--database", url])
         .env("POSTERN_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .unwrap_or_else(|_| panic!("serve still running after 15 s with {url}"))
         .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("TLS"), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(15),
-        "no retrying for a certificate that does not verify ({:?})",
+        "no retrying for what waiting does not fix ({:?})",
         started.elapsed()
     );
+    err
 }

@@ -80,28 +80,54 @@ impl Many {
     }
 }
 
-// ------------------------------------------------------------------------------------ roles
-
-async fn roles_list(
-    s: &AppState,
-    session: &Session,
+/// The outcome of a page's change or load: a notice or an error shown on it, and its status.
+struct Outcome {
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
-) -> Response {
-    match s.store().roles().await {
-        Ok(all) => render(
+}
+
+impl Outcome {
+    fn shown(notice: Option<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            notice,
+            error: None,
+        }
+    }
+
+    fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
             status,
-            "roles.html",
-            session.page(
-                "roles",
-                json!({
-                    "roles": all.iter().map(roles::view).collect::<Vec<_>>(),
-                    "notice": notice,
-                    "error": error,
-                }),
-            ),
-        ),
+            notice: None,
+            error: Some(message.into()),
+        }
+    }
+
+    fn failed(e: impl Into<crate::error::ApiError>) -> Self {
+        let (status, message) = problem(e);
+        Self {
+            status,
+            notice: None,
+            error: Some(message),
+        }
+    }
+}
+
+/// Renders a page from what was loaded for it, or the error page when loading failed.
+fn listing(
+    session: &Session,
+    template: &str,
+    section: &str,
+    loaded: postern_core::Result<Value>,
+    outcome: Outcome,
+) -> Response {
+    match loaded {
+        Ok(mut values) => {
+            values["notice"] = json!(outcome.notice);
+            values["error"] = json!(outcome.error);
+            render(outcome.status, template, session.page(section, values))
+        }
         Err(e) => {
             let (status, message) = problem(e);
             session.error(status, &message)
@@ -109,8 +135,19 @@ async fn roles_list(
     }
 }
 
+// ------------------------------------------------------------------------------------ roles
+
+async fn roles_list(s: &AppState, session: &Session, outcome: Outcome) -> Response {
+    let loaded = s
+        .store()
+        .roles()
+        .await
+        .map(|all| json!({ "roles": all.iter().map(roles::view).collect::<Vec<_>>() }));
+    listing(session, "roles.html", "roles", loaded, outcome)
+}
+
 async fn roles_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
-    roles_list(&s, &session, StatusCode::OK, d.done, None).await
+    roles_list(&s, &session, Outcome::shown(d.done)).await
 }
 
 #[derive(Deserialize)]
@@ -131,10 +168,7 @@ async fn role_create(State(s): State<AppState>, session: Session, body: Bytes) -
         .await
     {
         Ok(r) => back("/console/security/roles", &format!("Role {} created.", r.name)),
-        Err(e) => {
-            let (status, message) = problem(e);
-            roles_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => roles_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -157,10 +191,7 @@ async fn role_update(
         .await
     {
         Ok(_) => back("/console/security/roles", &format!("Role {name} updated.")),
-        Err(e) => {
-            let (status, message) = problem(e);
-            roles_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => roles_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -177,10 +208,7 @@ async fn role_delete(
     let c = session.ctx(&s);
     match s.write_in(Scope::Nothing, admin::delete_role(&c, &name)).await {
         Ok(()) => back("/console/security/roles", &format!("Role {name} deleted.")),
-        Err(e) => {
-            let (status, message) = problem(e);
-            roles_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => roles_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -208,43 +236,25 @@ async fn roles_export(State(s): State<AppState>, session: Session) -> Response {
 
 // ------------------------------------------------------------------------------------ users
 
-async fn users_list(
-    s: &AppState,
-    session: &Session,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
-    let (all, roles) = match (s.store().users().await, s.store().roles().await) {
-        (Ok(u), Ok(r)) => (u, r),
-        (Err(e), _) | (_, Err(e)) => {
-            let (status, message) = problem(e);
-            return session.error(status, &message);
-        }
+async fn users_list(s: &AppState, session: &Session, outcome: Outcome) -> Response {
+    let loaded = async {
+        let (all, roles) = (s.store().users().await?, s.store().roles().await?);
+        let live = s.live();
+        let mut role_names: Vec<String> = roles.iter().map(|r| r.name.to_string()).collect();
+        role_names.extend(API_ROLES.iter().map(|r| (*r).to_owned()));
+        role_names.push(ROLE_ADMIN.to_owned());
+        role_names.sort();
+        role_names.dedup();
+        Ok(json!({
+            "users": all.iter().map(|u| users::view_in(&live, u)).collect::<Vec<_>>(),
+            "roles": role_names,
+        }))
     };
-    let live = s.live();
-    let mut role_names: Vec<String> = roles.iter().map(|r| r.name.to_string()).collect();
-    role_names.extend(API_ROLES.iter().map(|r| (*r).to_owned()));
-    role_names.push(ROLE_ADMIN.to_owned());
-    role_names.sort();
-    role_names.dedup();
-    render(
-        status,
-        "users.html",
-        session.page(
-            "users",
-            json!({
-                "users": all.iter().map(|u| users::view_in(&live, u)).collect::<Vec<_>>(),
-                "roles": role_names,
-                "notice": notice,
-                "error": error,
-            }),
-        ),
-    )
+    listing(session, "users.html", "users", loaded.await, outcome)
 }
 
 async fn users_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
-    users_list(&s, &session, StatusCode::OK, d.done, None).await
+    users_list(&s, &session, Outcome::shown(d.done)).await
 }
 
 #[derive(Deserialize)]
@@ -267,10 +277,7 @@ async fn user_create(State(s): State<AppState>, session: Session, body: Bytes) -
         .await
     {
         Ok(u) => back("/console/security/users", &format!("User {} created.", u.name)),
-        Err(e) => {
-            let (status, message) = problem(e);
-            users_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => users_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -295,11 +302,10 @@ async fn user_update(
         return users_list(
             &s,
             &session,
-            StatusCode::CONFLICT,
-            None,
-            Some(format!(
-                "You cannot take {ROLE_ADMIN} from the user you are logged in as."
-            )),
+            Outcome::refused(
+                StatusCode::CONFLICT,
+                format!("You cannot take {ROLE_ADMIN} from the user you are logged in as."),
+            ),
         )
         .await;
     }
@@ -313,10 +319,7 @@ async fn user_update(
         .await
     {
         Ok(u) => back("/console/security/users", &format!("User {} updated.", u.name)),
-        Err(e) => {
-            let (status, message) = problem(e);
-            users_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => users_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -331,9 +334,10 @@ async fn user_delete(
         return users_list(
             &s,
             &session,
-            StatusCode::CONFLICT,
-            None,
-            Some("You cannot delete the user you are logged in as.".into()),
+            Outcome::refused(
+                StatusCode::CONFLICT,
+                "You cannot delete the user you are logged in as.",
+            ),
         )
         .await;
     }
@@ -343,10 +347,7 @@ async fn user_delete(
         .await
     {
         Ok(()) => back("/console/security/users", &format!("User {name} deleted.")),
-        Err(e) => {
-            let (status, message) = problem(e);
-            users_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => users_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -364,45 +365,22 @@ async fn plan_roles(s: &AppState) -> postern_core::Result<(Vec<String>, Vec<Stri
     Ok((flow_roles, API_ROLES.iter().map(|r| (*r).to_owned()).collect()))
 }
 
-async fn instances_list(
-    s: &AppState,
-    session: &Session,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
+async fn instances_list(s: &AppState, session: &Session, outcome: Outcome) -> Response {
     let loaded = async {
-        Ok::<_, postern_core::Error>((
-            s.store().instances().await?,
-            s.store().keys(None).await?,
-            plan_roles(s).await?,
-        ))
+        let (all, keys) = (s.store().instances().await?, s.store().keys(None).await?);
+        let (flow_roles, api_roles) = plan_roles(s).await?;
+        Ok(json!({
+            "instances": all.iter().map(|i| instances::view(i, &keys)).collect::<Vec<_>>(),
+            "flow_roles": flow_roles,
+            "api_roles": api_roles,
+            "grant_types": GRANT_TYPES,
+        }))
     };
-    match loaded.await {
-        Ok((all, keys, (flow_roles, api_roles))) => render(
-            status,
-            "instances.html",
-            session.page(
-                "instances",
-                json!({
-                    "instances": all.iter().map(|i| instances::view(i, &keys)).collect::<Vec<_>>(),
-                    "flow_roles": flow_roles,
-                    "api_roles": api_roles,
-                    "grant_types": GRANT_TYPES,
-                    "notice": notice,
-                    "error": error,
-                }),
-            ),
-        ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            session.error(status, &message)
-        }
-    }
+    listing(session, "instances.html", "instances", loaded.await, outcome)
 }
 
 async fn instances_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
-    instances_list(&s, &session, StatusCode::OK, d.done, None).await
+    instances_list(&s, &session, Outcome::shown(d.done)).await
 }
 
 #[derive(Deserialize)]
@@ -441,57 +419,24 @@ async fn instance_create(State(s): State<AppState>, session: Session, body: Byte
                 i.name
             ),
         ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            instances_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => instances_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
-async fn instance_detail(
-    s: &AppState,
-    session: &Session,
-    name: &str,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
+async fn instance_detail(s: &AppState, session: &Session, name: &str, outcome: Outcome) -> Response {
     let loaded = async {
-        Ok::<_, postern_core::Error>((
-            s.store().instance(name).await?,
-            s.store().keys(Some(name)).await?,
-            plan_roles(s).await?,
-        ))
+        let Some(i) = s.store().instance(name).await? else {
+            return Err(postern_core::Error::NotFound(format!("service instance {name}")));
+        };
+        let keys = s.store().keys(Some(name)).await?;
+        let (flow_roles, api_roles) = plan_roles(s).await?;
+        let choices = match i.plan {
+            postern_core::model::Plan::Api => api_roles,
+            postern_core::model::Plan::IntegrationFlow => flow_roles,
+        };
+        Ok(json!({ "i": instances::view(&i, &keys), "role_choices": choices }))
     };
-    match loaded.await {
-        Ok((Some(i), keys, (flow_roles, api_roles))) => {
-            let choices = match i.plan {
-                postern_core::model::Plan::Api => api_roles,
-                postern_core::model::Plan::IntegrationFlow => flow_roles,
-            };
-            render(
-                status,
-                "instance.html",
-                session.page(
-                    "instances",
-                    json!({
-                        "i": instances::view(&i, &keys),
-                        "role_choices": choices,
-                        "notice": notice,
-                        "error": error,
-                    }),
-                ),
-            )
-        }
-        Ok((None, _, _)) => session.error(
-            StatusCode::NOT_FOUND,
-            &format!("There is no service instance {name}."),
-        ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            session.error(status, &message)
-        }
-    }
+    listing(session, "instance.html", "instances", loaded.await, outcome)
 }
 
 async fn instance_page(
@@ -500,7 +445,7 @@ async fn instance_page(
     Path(name): Path<String>,
     Query(d): Query<Done>,
 ) -> Response {
-    instance_detail(&s, &session, &name, StatusCode::OK, d.done, None).await
+    instance_detail(&s, &session, &name, Outcome::shown(d.done)).await
 }
 
 #[derive(Deserialize)]
@@ -531,10 +476,7 @@ async fn instance_roles(
             &format!("/console/security/instances/{name}"),
             "Roles saved; the instance's keys carry them now.",
         ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            instance_detail(&s, &session, &name, status, None, Some(message)).await
-        }
+        Err(e) => instance_detail(&s, &session, &name, Outcome::failed(e)).await,
     }
 }
 
@@ -554,10 +496,7 @@ async fn instance_delete(
             "/console/security/instances",
             &format!("Service instance {name} and its keys deleted."),
         ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            instance_detail(&s, &session, &name, status, None, Some(message)).await
-        }
+        Err(e) => instance_detail(&s, &session, &name, Outcome::failed(e)).await,
     }
 }
 
@@ -586,9 +525,7 @@ async fn key_create(
                     &s,
                     &session,
                     &name,
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    Some("Validity: give a number of days.".into()),
+                    Outcome::refused(StatusCode::BAD_REQUEST, "Validity: give a number of days."),
                 )
                 .await;
             }
@@ -628,10 +565,7 @@ async fn key_create(
                 ),
             )
         }
-        Err(e) => {
-            let (status, message) = problem(e);
-            instance_detail(&s, &session, &name, status, None, Some(message)).await
-        }
+        Err(e) => instance_detail(&s, &session, &name, Outcome::failed(e)).await,
     }
 }
 
@@ -651,44 +585,23 @@ async fn key_delete(
             &format!("/console/security/instances/{name}"),
             &format!("Key {key} deleted; its credentials stopped working."),
         ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            instance_detail(&s, &session, &name, status, None, Some(message)).await
-        }
+        Err(e) => instance_detail(&s, &session, &name, Outcome::failed(e)).await,
     }
 }
 
 // ------------------------------------------------------------------ certificate mappings
 
-async fn mappings_list(
-    s: &AppState,
-    session: &Session,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
-    match s.store().cert_mappings().await {
-        Ok(all) => render(
-            status,
-            "cert_mappings.html",
-            session.page(
-                "mappings",
-                json!({
-                    "mappings": all.iter().map(cert_mappings::view).collect::<Vec<_>>(),
-                    "notice": notice,
-                    "error": error,
-                }),
-            ),
-        ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            session.error(status, &message)
-        }
-    }
+async fn mappings_list(s: &AppState, session: &Session, outcome: Outcome) -> Response {
+    let loaded = s
+        .store()
+        .cert_mappings()
+        .await
+        .map(|all| json!({ "mappings": all.iter().map(cert_mappings::view).collect::<Vec<_>>() }));
+    listing(session, "cert_mappings.html", "mappings", loaded, outcome)
 }
 
 async fn mappings_page(State(s): State<AppState>, session: Session, Query(d): Query<Done>) -> Response {
-    mappings_list(&s, &session, StatusCode::OK, d.done, None).await
+    mappings_list(&s, &session, Outcome::shown(d.done)).await
 }
 
 /// Largest certificate file accepted.
@@ -711,14 +624,12 @@ async fn mapping_create(State(s): State<AppState>, session: Session, form: Multi
         pasted
     };
     if certificate.trim().is_empty() {
-        return mappings_list(
-            &s,
-            &session,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some("Choose a certificate file (PEM or DER) or paste a PEM certificate.".into()),
-        )
-        .await;
+        let outcome = Outcome {
+            status: StatusCode::BAD_REQUEST,
+            notice: None,
+            error: Some("Choose a certificate file (PEM or DER) or paste a PEM certificate.".into()),
+        };
+        return mappings_list(&s, &session, outcome).await;
     }
     let c = session.ctx(&s);
     match s.write(admin::create_cert_mapping(&c, &user, &certificate)).await {
@@ -726,10 +637,7 @@ async fn mapping_create(State(s): State<AppState>, session: Session, form: Multi
             "/console/security/certificate-mappings",
             &format!("Certificate {} now authenticates as {}.", m.subject, m.user),
         ),
-        Err(e) => {
-            let (status, message) = problem(e);
-            mappings_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => mappings_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
@@ -743,10 +651,7 @@ async fn mapping_delete(
     let c = session.ctx(&s);
     match s.write(admin::delete_cert_mapping(&c, &id)).await {
         Ok(()) => back("/console/security/certificate-mappings", "Mapping deleted."),
-        Err(e) => {
-            let (status, message) = problem(e);
-            mappings_list(&s, &session, status, None, Some(message)).await
-        }
+        Err(e) => mappings_list(&s, &session, Outcome::failed(e)).await,
     }
 }
 
