@@ -444,3 +444,30 @@ pub(crate) async fn poll_cli(s: &Server, args: &[&str], needle: &str) -> String 
     }
     panic!("{args:?} never showed {needle}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_there_is() {
+    let s = Server::start().await;
+    let doc = s.public_json("/admin/v1/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "{}", paths.len());
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{name}", "no-such-thing")
+            .replace("{key}", "no-such-key")
+            .replace("{id}", "no-such-id")
+            .replace("{sha256}", "00");
+        for (method, _) in item.as_object().expect("item").iter().filter(|(m, _)| *m != "parameters") {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
+            let (st, b) = s.admin(m.clone(), &format!("/admin/v1{concrete}"), body).await;
+            assert_ne!(st, 405, "{method} {path}: {b}");
+            assert!(
+                !(st == 404 && b["message"] == "no such endpoint"),
+                "{method} {path} is documented but not served"
+            );
+            assert!(st < 500, "{method} {path}: {st} {b}");
+        }
+    }
+}

@@ -24,6 +24,7 @@ use crate::state::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", axum::routing::get(openapi))
         .merge(roles::router())
         .merge(instances::router())
         .merge(users::router())
@@ -35,6 +36,15 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(connectivity::router())
         .merge(partner_directory::router())
         .merge(explain::router())
+}
+
+/// The API's description (OpenAPI 3.0), public like any API documentation.
+async fn openapi() -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut resp = axum::response::IntoResponse::into_response(include_str!("openapi.json"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// The write context for an admin request.
