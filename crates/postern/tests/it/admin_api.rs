@@ -458,7 +458,12 @@ async fn the_openapi_document_describes_every_route_there_is() {
             .replace("{key}", "no-such-key")
             .replace("{id}", "no-such-id")
             .replace("{sha256}", "00");
-        for (method, _) in item.as_object().expect("item").iter().filter(|(m, _)| *m != "parameters") {
+        for (method, _) in item
+            .as_object()
+            .expect("item")
+            .iter()
+            .filter(|(m, _)| *m != "parameters")
+        {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
             let (st, b) = s.admin(m.clone(), &format!("/admin/v1{concrete}"), body).await;
