@@ -274,6 +274,20 @@ where
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *rows).poll_next(cx)).await
 }
 
+/// The link of an audit entry in the tamper-evident chain: SHA-256 of the previous link (32 zero
+/// bytes for the first) and the entry's fields, each length-prefixed.
+pub fn audit_link(previous: &[u8], e: &postern_core::model::AuditEntry) -> Vec<u8> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(previous);
+    ctx.update(&e.id.to_be_bytes());
+    ctx.update(&e.at.to_be_bytes());
+    for field in [&e.actor, &e.action, &e.target, &e.detail, &e.source] {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field.as_bytes());
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use postern_core::partner::{
     StringParameter,
 };
 
+pub use common::audit_link;
 pub use ctx::Ctx;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -120,10 +121,13 @@ pub trait MplStore {
 /// The audit log.
 #[async_trait]
 pub trait AuditStore {
-    /// Appends entries (ids are assigned by the store).
+    /// Appends entries (ids are assigned by the store), each linked to the one before it.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
     /// The newest entries, newest first, at most `limit`, with ids below `before` when given.
     async fn audit(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>>;
+    /// Entries with ids above `after`, oldest first, at most `limit`, each with its chain link
+    /// (`None` for entries written before the chain existed).
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<(AuditEntry, Option<Vec<u8>>)>>;
 }
 
 /// Signing keys: the access-token signing keys and the local CA.

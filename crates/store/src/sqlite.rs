@@ -665,9 +665,17 @@ fn mpl_row(row: &sqlx::sqlite::SqliteRow) -> Result<Mpl> {
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(storage)?;
+        let mut previous: Vec<u8> = sqlx::query_scalar::<_, Option<Vec<u8>>>(
+            "SELECT hash FROM audit WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?
+        .flatten()
+        .unwrap_or_else(|| vec![0; 32]);
         for e in entries {
-            sqlx::query(
-                "INSERT INTO audit (at, actor, action, target, detail, source) VALUES (?, ?, ?, ?, ?, ?)",
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO audit (at, actor, action, target, detail, source) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(e.at)
             .bind(&e.actor)
@@ -675,9 +683,17 @@ impl AuditStore for SqliteStore {
             .bind(&e.target)
             .bind(&e.detail)
             .bind(&e.source)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(storage)?;
+            let link = crate::common::audit_link(&previous, &AuditEntry { id, ..e.clone() });
+            sqlx::query("UPDATE audit SET hash = ? WHERE id = ?")
+                .bind(link.as_slice())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            previous = link;
         }
         tx.commit().await.map_err(storage)
     }
@@ -701,6 +717,34 @@ impl AuditStore for SqliteStore {
                 target: row.get("target"),
                 detail: row.get("detail"),
                 source: row.get("source"),
+            })
+            .collect())
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<(AuditEntry, Option<Vec<u8>>)>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, detail, source, hash FROM audit WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    AuditEntry {
+                        id: row.get("id"),
+                        at: row.get("at"),
+                        actor: row.get("actor"),
+                        action: row.get("action"),
+                        target: row.get("target"),
+                        detail: row.get("detail"),
+                        source: row.get("source"),
+                    },
+                    row.get("hash"),
+                )
             })
             .collect())
     }

@@ -89,12 +89,22 @@ enum Command {
     /// The Partner Directory: export to and import from a JSON or CSV file.
     #[command(subcommand)]
     Partner(partner::PartnerCommand),
-    /// The audit log, newest first.
+    /// The audit log, newest first; `audit verify` checks its hash chain.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        #[command(subcommand)]
+        action: Option<AuditCommand>,
         /// How many entries.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+}
+
+#[derive(clap::Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute every entry's link in the hash chain; exits non-zero when an entry was changed
+    /// or deleted, and prints the head link to record elsewhere.
+    Verify,
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -111,7 +121,31 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,
         Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
         Command::Partner(c) => partner::run(c, &Client::new(&cli.conn)?).await,
-        Command::Audit { limit } => {
+        Command::Audit {
+            action: Some(AuditCommand::Verify),
+            ..
+        } => {
+            let client = Client::new(&cli.conn)?;
+            let v = client.get("/admin/v1/audit/verify").await?;
+            client.print(&v, |v| {
+                if v["ok"] == true {
+                    println!(
+                        "audit log intact: {} entries, {} chained (head {} at entry {})",
+                        v["entries"],
+                        v["chained"],
+                        v["head"].as_str().unwrap_or("-"),
+                        v["headId"]
+                    );
+                } else {
+                    println!("audit log TAMPERED: {}", v["reason"].as_str().unwrap_or("?"));
+                }
+            });
+            if v["ok"] != true {
+                anyhow::bail!("the audit log's hash chain is broken");
+            }
+            Ok(())
+        }
+        Command::Audit { limit, .. } => {
             let client = Client::new(&cli.conn)?;
             let v = client.get(&format!("/admin/v1/audit?limit={limit}")).await?;
             client.print(&v, |v| {

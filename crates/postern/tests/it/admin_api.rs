@@ -476,3 +476,67 @@ async fn the_openapi_document_describes_every_route_there_is() {
         }
     }
 }
+
+/// Runs SQL on the server's database directly (sqlite3 through Python, or psql).
+fn tamper(s: &Server, sql: &str) {
+    let out = match &s.database {
+        Some(url) => std::process::Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .output(),
+        None => std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+            ])
+            .arg(s.dir.join("postern.db"))
+            .arg(sql)
+            .output(),
+    }
+    .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn audit_verify_detects_an_edited_or_deleted_entry() {
+    let s = Server::start().await;
+    for name in ["A.One", "A.Two", "A.Three", "A.Four"] {
+        s.cli_ok(&["role", "create", name]);
+    }
+    let out = s.cli_ok(&["audit", "verify"]);
+    assert!(out.contains("audit log intact"), "{out}");
+    let (_, v) = s.admin(Method::GET, "/admin/v1/audit/verify", None).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["chained"].as_u64().expect("chained") >= 4, "{v}");
+    let (_, entries) = s.admin(Method::GET, "/admin/v1/audit?limit=1000", None).await;
+    let id_of = |target: &str| {
+        entries
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["target"] == target)
+            .and_then(|e| e["id"].as_i64())
+            .expect("entry")
+    };
+
+    // An edited entry: that entry's link no longer matches.
+    let two = id_of("A.Two");
+    tamper(
+        &s,
+        &format!("UPDATE audit SET actor = 'someone-else' WHERE id = {two}"),
+    );
+    let (ok, out, err) = s.cli(&["audit", "verify"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("entry {two}")) && out.contains("TAMPERED"),
+        "{out} {err}"
+    );
+    tamper(&s, &format!("UPDATE audit SET actor = 'admin' WHERE id = {two}"));
+    assert!(s.cli_ok(&["audit", "verify"]).contains("intact"));
+
+    // A deleted entry: the next one's link breaks.
+    let three = id_of("A.Three");
+    tamper(&s, &format!("DELETE FROM audit WHERE id = {three}"));
+    let (_, v) = s.admin(Method::GET, "/admin/v1/audit/verify", None).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["brokenAt"].as_i64(), Some(id_of("A.Four")), "{v}");
+}

@@ -1,4 +1,5 @@
-//! `/audit`: the newest audit entries, newest first (`?limit=`, `?before=<id>` to page).
+//! `/audit`: the newest audit entries, newest first (`?limit=`, `?before=<id>` to page), and
+//! `/audit/verify`: every entry's link in the hash chain recomputed.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -13,7 +14,9 @@ use crate::extract::Admin;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+    Router::new()
+        .route("/audit", get(list))
+        .route("/audit/verify", get(verify))
 }
 
 #[derive(Deserialize, Default)]
@@ -46,4 +49,56 @@ async fn list(
             })
             .collect(),
     )))
+}
+
+/// Walks the whole log oldest first and recomputes each entry's link: an edited entry, or one
+/// deleted from the middle, breaks the link of the next entry (and every one after). The head
+/// link is returned so that it can be recorded elsewhere (deleting the newest entries shows only
+/// against such a record).
+async fn verify(State(s): State<AppState>, _a: Admin) -> Result<Json<Value>, ApiError> {
+    const PAGE: u32 = 1000;
+    let (mut after, mut entries, mut chained, mut unchained) = (0i64, 0u64, 0u64, 0u64);
+    let mut previous: Option<Vec<u8>> = None;
+    let mut broken: Option<(i64, &str)> = None;
+    'pages: loop {
+        let page = s.store().audit_chain(after, PAGE).await?;
+        for (entry, link) in &page {
+            entries += 1;
+            after = entry.id;
+            match (link, &previous) {
+                // Before the chain began.
+                (None, None) => unchained += 1,
+                (None, Some(_)) => {
+                    broken = Some((entry.id, "has no link although entries before it have"));
+                    break 'pages;
+                }
+                (Some(link), prev) => {
+                    let prev = prev.clone().unwrap_or_else(|| vec![0; 32]);
+                    if postern_store::audit_link(&prev, entry) != *link {
+                        broken = Some((
+                            entry.id,
+                            "does not match its link: it, or the entry before it, was changed or deleted",
+                        ));
+                        break 'pages;
+                    }
+                    chained += 1;
+                    previous = Some(link.clone());
+                }
+            }
+        }
+        if page.len() < PAGE as usize {
+            break;
+        }
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    Ok(Json(json!({
+        "ok": broken.is_none(),
+        "entries": entries,
+        "chained": chained,
+        "unchained": unchained,
+        "brokenAt": broken.map(|(id, _)| id),
+        "reason": broken.map(|(id, why)| format!("entry {id} {why}")),
+        "head": previous.as_deref().map(hex),
+        "headId": if broken.is_none() { Some(after) } else { None },
+    })))
 }
