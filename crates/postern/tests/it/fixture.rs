@@ -216,9 +216,13 @@ impl Server {
             .env("POSTERN_PASSWORD", ADMIN_PASSWORD)
             .output()
             .expect("run cli");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Ok(v) = serde_json::from_str::<Value>(&stdout) {
+            remember_secrets(&v);
+        }
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
@@ -242,12 +246,15 @@ impl Server {
             .request(method, self.at(path))
             .basic_auth("admin", Some(ADMIN_PASSWORD));
         if let Some(b) = body {
+            remember_secrets(&b);
             req = req.json(&b);
         }
         let resp = req.send().await.expect("admin call");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        remember_secrets(&value);
+        (status, value)
     }
 
     /// Creates a role, an integration-flow instance with it, and a key; returns (clientid, secret).
@@ -417,6 +424,55 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Suite-wide secret hygiene: no log line of any server may contain a secret any test
+        // created or sent (client secrets, passwords, private keys). Skipped while a test is
+        // already failing (a second panic would abort).
+        if std::thread::panicking() {
+            return;
+        }
+        let logs = self.log_text();
+        let secrets = SECRETS.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Some(leaked) = secrets.iter().find(|secret| logs.contains(secret.as_str())) {
+            let shown: String = leaked.chars().take(6).collect();
+            panic!("a log line of this server contains a secret the tests created ({shown}...)");
+        }
+    }
+}
+
+/// Secrets the tests created or sent, for the log check when each server stops.
+static SECRETS: Mutex<std::collections::BTreeSet<String>> = Mutex::new(std::collections::BTreeSet::new());
+
+/// Remembers the secrets in an admin request or answer: `clientsecret`, `password`, and each
+/// line of a private key's PEM.
+pub(crate) fn remember_secrets(v: &Value) {
+    let mut found = Vec::new();
+    fn walk(v: &Value, found: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("clientsecret" | "password" | "newPassword", Some(s)) if s.len() >= 12 => {
+                            found.push(s.to_owned())
+                        }
+                        ("key", Some(pem)) if pem.contains("PRIVATE KEY") => found.extend(
+                            pem.lines()
+                                .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+                                .map(str::to_owned),
+                        ),
+                        _ => walk(v, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, found)),
+            _ => {}
+        }
+    }
+    walk(v, &mut found);
+    if !found.is_empty()
+        && let Ok(mut s) = SECRETS.lock()
+    {
+        s.extend(found);
+        s.insert(ADMIN_PASSWORD.to_owned());
     }
 }
 
