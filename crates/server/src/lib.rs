@@ -35,6 +35,7 @@ pub use tls::{PeerCertificate, TlsIdentity};
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics::render))
         .merge(sender::router())
         .merge(oauth::router())
@@ -53,6 +54,30 @@ async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "UP", "snapshotVersion": state.live().version }))
+}
+
+/// Ready: the snapshot is loaded and the database answers within a second. A node that is not
+/// ready still serves senders from its snapshot (`/healthz` stays 200); a load balancer may
+/// prefer ready nodes for admin traffic.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let version = state.live().version;
+    let db = tokio::time::timeout(std::time::Duration::from_secs(1), state.store().ping()).await;
+    match db {
+        Ok(Ok(())) if version > 0 => (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "READY", "snapshotVersion": version })),
+        ),
+        Ok(Ok(())) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "STARTING" })),
+        ),
+        _ => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "DATABASE_UNAVAILABLE", "snapshotVersion": version })),
+        ),
+    }
 }
 
 /// Serves the app on `listener` until `shutdown` resolves; in-flight requests then finish.

@@ -238,6 +238,8 @@ pub trait ChangeStore {
     async fn changes_after(&self, after: i64, window_ms: i64, limit: u32) -> Result<Vec<Change>>;
     /// The newest sequence number recorded or pruned, 0 when none.
     async fn last_change(&self) -> Result<i64>;
+    /// Whether the database answers (one trivial query).
+    async fn ping(&self) -> Result<()>;
     /// Deletes changes older than `older_than_ms` and moves the horizon past them.
     async fn prune_changes(&self, older_than_ms: i64) -> Result<u64>;
     /// The newest sequence number pruned (0 when none): a node whose last applied change is

@@ -183,6 +183,14 @@ impl crate::ChangeStore for PgStore {
         Ok(done as u64)
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(crate::common::storage)?;
+        Ok(())
+    }
+
     async fn pruned_through(&self) -> Result<i64> {
         sqlx::query_scalar::<_, i64>("SELECT seq FROM change_horizon WHERE id = 1")
             .fetch_one(&self.pool)

@@ -966,6 +966,14 @@ impl crate::ChangeStore for SqliteStore {
     async fn pruned_through(&self) -> Result<i64> {
         Ok(0)
     }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

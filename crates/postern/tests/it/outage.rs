@@ -186,10 +186,14 @@ async fn nodes_serve_known_credentials_and_keep_logs_while_postgres_is_down() {
     cluster.pause().await;
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // The nodes still report healthy: they serve.
+    // The nodes still report healthy (they serve), but not ready (the database is away).
     for n in [a, b] {
         let health = n.http.get(n.at("/healthz")).send().await.expect("healthz");
         assert_eq!(health.status(), 200);
+        let ready = n.http.get(n.at("/readyz")).send().await.expect("readyz");
+        assert_eq!(ready.status(), 503);
+        let body: serde_json::Value = ready.json().await.expect("json");
+        assert_eq!(body["status"], "DATABASE_UNAVAILABLE");
     }
     // An admin write fails fast and says why, while the load goes on for the rest of the outage.
     let write = async {
@@ -215,6 +219,18 @@ async fn nodes_serve_known_credentials_and_keep_logs_while_postgres_is_down() {
 
     // PostgreSQL back; the load goes on a little, then stops.
     cluster.resume().await;
+    // Ready again once the database answers.
+    for n in [a, b] {
+        let mut ready = false;
+        for _ in 0..100 {
+            if n.http.get(n.at("/readyz")).send().await.expect("readyz").status() == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "ready again after the database came back");
+    }
     let outage = down.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
