@@ -69,13 +69,13 @@ impl ApiError {
 
     /// 429 for a source locked out after failed authentications.
     pub(crate) fn locked_out(wait: std::time::Duration) -> Self {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = crate::guard::retry_after_secs(wait);
         Self {
-            retry_after: Some(secs.max(1)),
+            retry_after: Some(secs),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                format!("too many failed authentications; retry after {} s", secs.max(1)),
+                format!("too many failed authentications; retry after {secs} s"),
             )
         }
     }

@@ -80,6 +80,12 @@ impl Recent {
     }
 }
 
+/// A lockout as whole seconds for `Retry-After`: rounded up (never sooner than the lock ends),
+/// at least 1.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// The thresholds and durations; `pair_after == 0` switches the protection off.
 #[derive(Clone, Debug)]
 pub struct Policy {

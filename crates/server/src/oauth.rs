@@ -212,7 +212,7 @@ async fn issue(
         && let Some(wait) = guard.locked(Some(&identity), ip, std::time::Instant::now())
     {
         s.metrics().auth_failure("locked_out");
-        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let secs = crate::guard::retry_after_secs(wait);
         return Err(OAuthError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "temporarily_unavailable",

@@ -407,10 +407,7 @@ impl AppState {
                 ));
             }
             Scope::Flows => {
-                let (table, failed) = FlowTable::build(&store.flows().await?);
-                for (id, e) in failed {
-                    tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
-                }
+                let table = flow_table(&store.flows().await?);
                 self.publish(next(
                     current.security.clone(),
                     Arc::new(table),
@@ -418,15 +415,7 @@ impl AppState {
                 ));
             }
             Scope::TokenKeys => {
-                let (tokens, unreadable) = TokenKeys::build(
-                    &store.token_keys().await?,
-                    &self.0.sealer,
-                    &self.0.config.issuer(),
-                    crate::extract::now_ms(),
-                );
-                for kid in unreadable {
-                    tracing::error!(kid = %kid, "token signing key cannot be opened with this master key");
-                }
+                let tokens = self.token_keys(&store.token_keys().await?);
                 self.publish(next(
                     current.security.clone(),
                     current.flows.clone(),
@@ -449,19 +438,8 @@ impl AppState {
             store.cert_mappings().await?,
         );
         let tls = self.tls_config(&trusted)?;
-        let (tokens, unreadable) = TokenKeys::build(
-            &token_keys,
-            &self.0.sealer,
-            &self.0.config.issuer(),
-            crate::extract::now_ms(),
-        );
-        for kid in unreadable {
-            tracing::error!(kid = %kid, "token signing key cannot be opened with this master key");
-        }
-        let (table, failed) = FlowTable::build(&flows);
-        for (id, e) in failed {
-            tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
-        }
+        let tokens = self.token_keys(&token_keys);
+        let table = flow_table(&flows);
         // The directory changes only through `write_partners`; keep the current one.
         let directory = self.0.live.load().directory.clone();
         self.publish(Live {
@@ -476,7 +454,30 @@ impl AppState {
     }
 }
 
+/// The deployed flows compiled; a flow that no longer compiles is logged and not served.
+fn flow_table(flows: &[postern_core::model::StoredFlow]) -> FlowTable {
+    let (table, failed) = FlowTable::build(flows);
+    for (id, e) in failed {
+        tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
+    }
+    table
+}
+
 impl AppState {
+    /// The token keys opened with this node's master key; a key it cannot open is logged.
+    fn token_keys(&self, rows: &[postern_core::model::TokenKey]) -> TokenKeys {
+        let (tokens, unreadable) = TokenKeys::build(
+            rows,
+            &self.0.sealer,
+            &self.0.config.issuer(),
+            crate::extract::now_ms(),
+        );
+        for kid in unreadable {
+            tracing::error!(kid = %kid, "token signing key cannot be opened with this master key");
+        }
+        tokens
+    }
+
     fn tls_config(
         &self,
         trusted: &[postern_core::model::TrustedCa],

@@ -163,6 +163,20 @@ fn role_row(row: &sqlx::sqlite::SqliteRow) -> Result<Role> {
     })
 }
 
+/// The instance's roles, in their order.
+async fn insert_instance_roles(conn: &mut sqlx::SqliteConnection, i: &ServiceInstance) -> Result<()> {
+    for (position, role) in i.roles.iter().enumerate() {
+        sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES (?, ?, ?)")
+            .bind(i.name.as_str())
+            .bind(role.as_str())
+            .bind(position as i64)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InstanceStore for SqliteStore {
     async fn instances(&self) -> Result<Vec<ServiceInstance>> {
@@ -221,15 +235,7 @@ impl InstanceStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        for (position, role) in i.roles.iter().enumerate() {
-            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES (?, ?, ?)")
-                .bind(i.name.as_str())
-                .bind(role.as_str())
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
+        insert_instance_roles(&mut tx, i).await?;
         tx.commit().await.map_err(storage)
     }
 
@@ -253,15 +259,7 @@ impl InstanceStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        for (position, role) in i.roles.iter().enumerate() {
-            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES (?, ?, ?)")
-                .bind(i.name.as_str())
-                .bind(role.as_str())
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
+        insert_instance_roles(&mut tx, i).await?;
         tx.commit().await.map_err(storage)?;
         Ok(true)
     }

@@ -180,6 +180,11 @@ impl Session {
         }
     }
 
+    /// Checks a form without fields of its own (a button): its size and its `csrf` field.
+    pub(crate) fn confirm(&self, body: &Bytes) -> Result<(), Response> {
+        self.form::<serde::de::IgnoredAny>(body).map(|_| ())
+    }
+
     /// Reads a URL-encoded form after checking its `csrf` field.
     pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, Response> {
         if body.len() > MAX_FORM_BYTES {
@@ -390,7 +395,7 @@ async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resp
         && let Some(wait) = guard.locked(Some(&identity), ip, std::time::Instant::now())
     {
         state.metrics().auth_failure("locked_out");
-        let secs = wait.as_secs().max(1);
+        let secs = crate::guard::retry_after_secs(wait);
         let mut resp = login_form(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
@@ -474,9 +479,7 @@ async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resp
 }
 
 async fn logout(State(state): State<AppState>, session: Session, parts: Parts, body: Bytes) -> Response {
-    #[derive(Deserialize)]
-    struct Empty {}
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     if let Err(e) = state.store().delete_session(&session.id_hash).await {
         let (status, message) = super::problem(e);
         return session.error(status, &message);

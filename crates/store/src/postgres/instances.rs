@@ -17,6 +17,20 @@ const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redire
 const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
      FROM service_instances WHERE name = $1";
 
+/// The instance's roles, in their order.
+async fn insert_instance_roles(conn: &mut sqlx::PgConnection, i: &ServiceInstance) -> Result<()> {
+    for (position, role) in i.roles.iter().enumerate() {
+        sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES ($1, $2, $3)")
+            .bind(i.name.as_str())
+            .bind(role.as_str())
+            .bind(position as i64)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl InstanceStore for PgStore {
     async fn instances(&self) -> Result<Vec<ServiceInstance>> {
@@ -76,15 +90,7 @@ impl InstanceStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        for (position, role) in i.roles.iter().enumerate() {
-            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES ($1, $2, $3)")
-                .bind(i.name.as_str())
-                .bind(role.as_str())
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
+        insert_instance_roles(&mut tx, i).await?;
         tx.commit().await.map_err(storage)
     }
 
@@ -109,15 +115,7 @@ impl InstanceStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        for (position, role) in i.roles.iter().enumerate() {
-            sqlx::query("INSERT INTO instance_roles (instance, role, position) VALUES ($1, $2, $3)")
-                .bind(i.name.as_str())
-                .bind(role.as_str())
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-        }
+        insert_instance_roles(&mut tx, i).await?;
         tx.commit().await.map_err(storage)?;
         Ok(true)
     }
