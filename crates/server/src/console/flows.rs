@@ -5,16 +5,15 @@
 use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use postern_flow::definition::MAX_YAML_BYTES;
 use postern_flow::deploy;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::session::or_answer;
-use super::{Session, problem, render};
+use super::{Done, Session, back, problem, render};
 use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
@@ -22,11 +21,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/flows", get(list).post(deploy_flow))
         .route("/flows/{id}", get(one))
         .route("/flows/{id}/undeploy", post(undeploy))
-}
-
-#[derive(Deserialize, Default)]
-struct Done {
-    done: Option<String>,
 }
 
 fn page(s: &AppState, session: &Session, status: StatusCode, values: serde_json::Value) -> Response {
@@ -92,9 +86,7 @@ async fn deploy_flow(State(s): State<AppState>, session: Session, form: Multipar
     match s.write_in(Scope::Flows, deploy::deploy(&c, None, &yaml)).await {
         Ok((flow, created)) => {
             let verb = if created { "deployed" } else { "redeployed" };
-            let q: String =
-                form_urlencoded::byte_serialize(format!("Flow {} {verb}.", flow.id).as_bytes()).collect();
-            Redirect::to(&format!("/console/flows?done={q}")).into_response()
+            back("/console/flows", &format!("Flow {} {verb}.", flow.id))
         }
         Err(e) => {
             let (status, message) = problem(e);
@@ -103,23 +95,16 @@ async fn deploy_flow(State(s): State<AppState>, session: Session, form: Multipar
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn undeploy(
     State(s): State<AppState>,
     session: Session,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let c = session.ctx(&s);
     match s.write_in(Scope::Flows, deploy::undeploy(&c, &id)).await {
-        Ok(()) => {
-            let q: String =
-                form_urlencoded::byte_serialize(format!("Flow {id} undeployed.").as_bytes()).collect();
-            Redirect::to(&format!("/console/flows?done={q}")).into_response()
-        }
+        Ok(()) => back("/console/flows", &format!("Flow {id} undeployed.")),
         Err(e) => {
             let (status, message) = problem(e);
             page(&s, &session, status, json!({ "error": message }))

@@ -125,6 +125,18 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
+/// A notice shown after a change (`?done=...`).
+#[derive(serde::Deserialize, Default)]
+struct Done {
+    done: Option<String>,
+}
+
+/// Redirects to a console page showing `notice` (Post/Redirect/Get).
+fn back(path: &str, notice: &str) -> Response {
+    let q: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    Redirect::to(&format!("{path}?done={q}")).into_response()
+}
+
 /// Renders a template with `status`.
 fn render(status: StatusCode, name: &str, ctx: impl Serialize) -> Response {
     let env = templates();

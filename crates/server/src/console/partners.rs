@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use postern_core::mpl::{CmpOp, Literal};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::or_answer;
-use super::{Session, problem, render, when};
+use super::{Done, Session, back, problem, render, when};
 use crate::admin::partner_directory::{Document, export_document, run_import};
 use crate::extract::now_ms;
 use crate::state::AppState;
@@ -156,8 +156,7 @@ fn audit(session: &Session) -> Audit {
 
 fn to_partner(pid: &str, notice: &str) -> Response {
     let p: String = form_urlencoded::byte_serialize(pid.as_bytes()).collect();
-    let n: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
-    Redirect::to(&format!("/console/partners/{p}?done={n}")).into_response()
+    back(&format!("/console/partners/{p}"), notice)
 }
 
 /// Applies changes in one transaction and audits them; the error as the page shows it.
@@ -298,11 +297,6 @@ async fn detail(
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Done {
-    done: Option<String>,
-}
-
 async fn one(
     State(s): State<AppState>,
     session: Session,
@@ -331,28 +325,22 @@ async fn change_on_page(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn delete_partner(
     State(s): State<AppState>,
     session: Session,
     Path(pid): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let change = PartnerChange::DeletePartner {
         pid: pid.clone(),
         keep: vec![],
     };
     match apply(&s, &session, vec![change], "partner.delete", &pid).await {
-        Ok(()) => {
-            let n: String = form_urlencoded::byte_serialize(
-                format!("Partner {pid} and everything it had deleted.").as_bytes(),
-            )
-            .collect();
-            Redirect::to(&format!("/console/partners?done={n}")).into_response()
-        }
+        Ok(()) => back(
+            "/console/partners",
+            &format!("Partner {pid} and everything it had deleted."),
+        ),
         Err((status, message)) => detail(&s, &session, &pid, status, None, Some(message)).await,
     }
 }

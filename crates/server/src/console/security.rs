@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::or_answer;
-use super::{Session, problem, render};
+use super::{Done, Session, back, problem, render};
 use crate::admin::{cert_mappings, connectivity, instances, roles, users};
 use crate::state::{AppState, Scope};
 
@@ -41,17 +41,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/security/certificate-mappings/{id}/delete", post(mapping_delete))
         .route("/security/connectivity", get(connectivity_page))
         .route("/security/connectivity/download", get(connectivity_download))
-}
-
-/// A notice shown after a change (`?done=...`).
-#[derive(Deserialize, Default)]
-struct Done {
-    done: Option<String>,
-}
-
-fn back(path: &str, notice: &str) -> Response {
-    let q: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
-    Redirect::to(&format!("{path}?done={q}")).into_response()
 }
 
 /// Values given as one field or repeated fields (`roles=a&roles=b`), or comma-separated.
@@ -195,16 +184,13 @@ async fn role_update(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn role_delete(
     State(s): State<AppState>,
     session: Session,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let c = session.ctx(&s);
     match s.write_in(Scope::Nothing, admin::delete_role(&c, &name)).await {
         Ok(()) => back("/console/security/roles", &format!("Role {name} deleted.")),
@@ -329,7 +315,7 @@ async fn user_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     if name.eq_ignore_ascii_case(&session.user) {
         return users_list(
             &s,
@@ -486,7 +472,7 @@ async fn instance_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let c = session.ctx(&s);
     match s
         .write_in(Scope::Instance(&name), admin::delete_instance(&c, &name))
@@ -575,7 +561,7 @@ async fn key_delete(
     Path((name, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let c = session.ctx(&s);
     match s
         .write_in(Scope::Instance(&name), admin::delete_key(&c, &name, &key))
@@ -647,7 +633,7 @@ async fn mapping_delete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    or_answer!(session.form::<Empty>(&body));
+    or_answer!(session.confirm(&body));
     let c = session.ctx(&s);
     match s.write(admin::delete_cert_mapping(&c, &id)).await {
         Ok(()) => back("/console/security/certificate-mappings", "Mapping deleted."),
