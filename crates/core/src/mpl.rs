@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-/// Outcome of a processed message (SAP's statuses used so far).
+/// Outcome of a processed message, with SAP's status names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum MplStatus {
     /// Delivered / answered successfully.
@@ -11,24 +11,46 @@ pub enum MplStatus {
     /// Processing ended in an error.
     #[serde(rename = "FAILED")]
     Failed,
+    /// Accepted into a durable queue; delivery not yet attempted.
+    #[serde(rename = "PROCESSING")]
+    Processing,
+    /// Delivery failed and will be retried.
+    #[serde(rename = "RETRY")]
+    Retry,
+    /// The receiver refused the message for good (a 4xx); in the dead letter.
+    #[serde(rename = "ESCALATED")]
+    Escalated,
+    /// Discarded by an operator.
+    #[serde(rename = "DISCARDED")]
+    Discarded,
 }
 
 impl MplStatus {
+    /// Every status, in the order the console lists them.
+    pub const ALL: [MplStatus; 6] = [
+        MplStatus::Completed,
+        MplStatus::Failed,
+        MplStatus::Processing,
+        MplStatus::Retry,
+        MplStatus::Escalated,
+        MplStatus::Discarded,
+    ];
+
     /// SAP's wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             MplStatus::Completed => "COMPLETED",
             MplStatus::Failed => "FAILED",
+            MplStatus::Processing => "PROCESSING",
+            MplStatus::Retry => "RETRY",
+            MplStatus::Escalated => "ESCALATED",
+            MplStatus::Discarded => "DISCARDED",
         }
     }
 
     /// Parses SAP's wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "COMPLETED" => Some(Self::Completed),
-            "FAILED" => Some(Self::Failed),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

@@ -314,3 +314,20 @@ mod tests {
         );
     }
 }
+
+/// A query written with `?` placeholders, numbered `$1, $2, ...` for PostgreSQL. Only for our own
+/// query texts, which hold no `?` inside literals.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

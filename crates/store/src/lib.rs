@@ -5,6 +5,7 @@
 mod common;
 mod ctx;
 mod postgres;
+pub mod queue;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use postern_core::partner::{
 pub use common::audit_link;
 pub use ctx::Ctx;
 pub use postgres::PgStore;
+pub use queue::QueueStore;
 pub use sqlite::SqliteStore;
 
 /// Who uses a role; a role in use cannot be deleted.
@@ -261,6 +263,7 @@ pub trait Store:
     + PartnerStore
     + ChangeStore
     + SessionStore
+    + QueueStore
     + Send
     + Sync
 {
@@ -279,6 +282,7 @@ impl<T> Store for T where
         + PartnerStore
         + ChangeStore
         + SessionStore
+        + QueueStore
         + Send
         + Sync
 {

@@ -16,6 +16,7 @@ mod flows;
 mod instances;
 mod logs;
 mod partner;
+mod queue;
 #[cfg(test)]
 pub(crate) mod test_db;
 #[cfg(test)]

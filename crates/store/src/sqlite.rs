@@ -942,6 +942,7 @@ impl CertMappingStore for SqliteStore {
 }
 
 mod partner;
+mod queue;
 
 #[cfg(test)]
 mod tests;

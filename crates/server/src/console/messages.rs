@@ -183,7 +183,9 @@ async fn chart(s: &AppState, now: i64) -> postern_core::Result<Value> {
         let i = ((m.log_start - start) / 60_000).clamp(0, MINUTES - 1) as usize;
         match m.status {
             MplStatus::Completed => completed[i] += 1,
-            MplStatus::Failed => failed[i] += 1,
+            MplStatus::Failed | MplStatus::Escalated => failed[i] += 1,
+            // Still in a queue or discarded: neither delivered nor failed yet.
+            MplStatus::Processing | MplStatus::Retry | MplStatus::Discarded => {}
         }
     }
     let max = completed

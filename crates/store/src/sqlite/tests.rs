@@ -41,6 +41,7 @@ on_both_backends!(
     audit_pages_newest_first,
     mpl_keeps_the_first_entry_of_a_guid,
     partner_directory_pages_updates_and_names_the_failing_change,
+    queue_stores_leases_retries_and_dedupes,
 );
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -891,4 +892,194 @@ async fn console_sessions_expire_and_end(s: &dyn Store) {
     assert!(s.delete_session(&[2; 32]).await.expect("delete"));
     assert!(!s.delete_session(&[2; 32]).await.expect("delete"));
     assert_eq!(s.session(&[2; 32], 50).await.expect("get"), None);
+}
+
+fn queued(guid: &str, partner: &str, at: i64, key: Option<&str>) -> crate::queue::NewQueued {
+    use crate::queue::{NewQueued, QueueStatus, QueuedMessage};
+    NewQueued {
+        message: QueuedMessage {
+            guid: guid.into(),
+            queue: "orders".into(),
+            flow_id: "f1".into(),
+            partner: partner.into(),
+            user: "u".into(),
+            ordered: true,
+            method: "POST".into(),
+            url: "http://127.0.0.1:9/x".into(),
+            headers: vec![("content-type".into(), "text/xml".into())],
+            body: b"<a/>".to_vec(),
+            status: QueueStatus::Queued,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+            updated_at: at,
+            last_error: None,
+            last_http_status: None,
+            idempotency_key: key.map(str::to_owned),
+        },
+        mpl: Mpl {
+            guid: guid.into(),
+            flow_id: "f1".into(),
+            status: MplStatus::Processing,
+            user: "u".into(),
+            sender: partner.into(),
+            receiver: String::new(),
+            log_start: at,
+            log_end: at,
+            http_status: 202,
+            error: None,
+        },
+        idempotent_since: at - 1000,
+    }
+}
+
+async fn mpl_status_of(s: &dyn Store, guid: &str) -> MplStatus {
+    let q = MplQuery {
+        conditions: vec![Condition {
+            field: MplField::MessageGuid,
+            op: CmpOp::Eq,
+            value: Literal::Text(guid.into()),
+        }],
+        order_by: None,
+        top: 1,
+        skip: 0,
+    };
+    s.query_mpls(&q).await.expect("query")[0].status
+}
+
+async fn queue_stores_leases_retries_and_dedupes(s: &dyn Store) {
+    use crate::queue::{Attempted, Enqueued, QueueStatus};
+    let out = s
+        .enqueue(&[
+            queued("g1", "ACME", 1000, Some("k1")),
+            queued("g2", "ACME", 1001, None),
+            queued("g3", "GLOBEX", 1002, None),
+        ])
+        .await
+        .expect("enqueue");
+    assert_eq!(out, vec![Enqueued::Stored; 3]);
+    // The same key within its window answers with the first message; after it, a new one.
+    let again = s
+        .enqueue(&[queued("g4", "ACME", 1500, Some("k1"))])
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        again,
+        vec![Enqueued::Duplicate {
+            guid: "g1".into(),
+            status: QueueStatus::Queued
+        }]
+    );
+    assert_eq!(mpl_status_of(s, "g1").await, MplStatus::Processing);
+
+    // Ordered: ACME's second message waits for its first; GLOBEX's goes.
+    let claimed = s.claim_due("n1", 2000, 62_000, 10).await.expect("claim");
+    let guids: Vec<_> = claimed.iter().map(|m| m.guid.as_str()).collect();
+    assert_eq!(guids, ["g1", "g3"]);
+    assert_eq!(
+        claimed[0].headers,
+        [("content-type".to_owned(), "text/xml".to_owned())]
+    );
+    assert_eq!(claimed[0].body, b"<a/>");
+    // Leased messages are not claimed again, by this node or another.
+    assert!(
+        s.claim_due("n2", 2001, 62_001, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    let retry = Attempted {
+        guid: "g1".into(),
+        status: QueueStatus::Retry,
+        mpl_status: MplStatus::Retry,
+        next_attempt_at: 5000,
+        error: Some("connection refused".into()),
+        http_status: None,
+        at: 2100,
+    };
+    assert!(s.record_attempt("n1", &retry).await.expect("attempt"));
+    // Only the lease holder records.
+    assert!(!s.record_attempt("n2", &retry).await.expect("attempt"));
+    assert_eq!(mpl_status_of(s, "g1").await, MplStatus::Retry);
+    let delivered = Attempted {
+        guid: "g3".into(),
+        status: QueueStatus::Delivered,
+        mpl_status: MplStatus::Completed,
+        next_attempt_at: 0,
+        error: None,
+        http_status: Some(200),
+        at: 2200,
+    };
+    assert!(s.record_attempt("n1", &delivered).await.expect("attempt"));
+    assert_eq!(mpl_status_of(s, "g3").await, MplStatus::Completed);
+    // g1 is not due before 5000, and g2 still waits behind it.
+    assert!(
+        s.claim_due("n1", 3000, 63_000, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let claimed = s.claim_due("n2", 5000, 65_000, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].guid.as_str(), claimed[0].attempts), ("g1", 1));
+    let dead = Attempted {
+        guid: "g1".into(),
+        status: QueueStatus::Dead,
+        mpl_status: MplStatus::Failed,
+        next_attempt_at: 0,
+        error: Some("gave up".into()),
+        http_status: Some(503),
+        at: 5100,
+    };
+    assert!(s.record_attempt("n2", &dead).await.expect("attempt"));
+    // A dead message no longer holds its partner's queue.
+    let claimed = s.claim_due("n1", 5200, 65_200, 10).await.expect("claim");
+    assert_eq!(
+        claimed.iter().map(|m| m.guid.as_str()).collect::<Vec<_>>(),
+        ["g2"]
+    );
+
+    let g1 = s.queued("g1").await.expect("read").expect("there");
+    assert_eq!(
+        (g1.status, g1.attempts, g1.last_http_status),
+        (QueueStatus::Dead, 2, Some(503))
+    );
+    assert_eq!(g1.last_error.as_deref(), Some("gave up"));
+    let dead_list = s
+        .queued_list(Some("orders"), Some(QueueStatus::Dead), 10, 0)
+        .await
+        .expect("list");
+    assert_eq!(dead_list.len(), 1);
+    assert_eq!(s.queued_list(None, None, 2, 0).await.expect("list").len(), 2);
+    let counts = s.queue_counts().await.expect("counts");
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.status == QueueStatus::Dead && c.count == 1)
+    );
+
+    assert!(s.retry_queued("g1", 6000).await.expect("retry"));
+    assert!(
+        !s.retry_queued("g3", 6000).await.expect("retry"),
+        "delivered is final"
+    );
+    assert_eq!(mpl_status_of(s, "g1").await, MplStatus::Retry);
+    let g1 = s.queued("g1").await.expect("read").expect("there");
+    assert_eq!((g1.status, g1.attempts), (QueueStatus::Retry, 0));
+    assert!(s.discard_queued("g1", 6100).await.expect("discard"));
+    assert!(!s.discard_queued("g3", 6100).await.expect("discard"));
+    assert_eq!(mpl_status_of(s, "g1").await, MplStatus::Discarded);
+
+    // Pruning: delivered/discarded rows without a key go; a key keeps its row until it expires.
+    s.prune_queue(10_000, 0).await.expect("prune");
+    assert!(s.queued("g3").await.expect("read").is_none());
+    let kept = s.queued("g1").await.expect("read").expect("key keeps the row");
+    assert!(kept.body.is_empty());
+    s.prune_queue(10_000, 10_000).await.expect("prune");
+    assert!(s.queued("g1").await.expect("read").is_none());
+    assert!(
+        s.queued("g2").await.expect("read").is_some(),
+        "pending messages stay"
+    );
 }
