@@ -18,7 +18,7 @@
 //!       qualifiers: { "14": { agency: "EDI", scheme: "GLN" } } # optional, per EDI qualifier
 //!   - script: { source: "if message.getHeader(\"X-Test\") == () { throw \"no X-Test\" }" }
 //! receiver:
-//!   reply: { status: 200, body: "ok" }   # or echo: true
+//!   reply: { status: 200, body: "ok" }   # or echo: true; or http / queue (see receivers.rs)
 //! ```
 
 use serde::Deserialize;
@@ -30,7 +30,7 @@ use postern_core::ids::{FlowAddress, FlowId, RoleName};
 use postern_core::model::ROLE_SEND;
 
 use crate::expr::Template;
-use crate::receiver::{ReplyBody, ReplyReceiver};
+use crate::receiver::{HttpReceiver, QueueReceiver, ReplyBody, ReplyReceiver};
 use crate::step::{ContentModifier, PartnerAuthorization, Script, Step};
 use postern_partner::check::{Mapping as PartnerMapping, Scheme};
 use postern_partner::extract::{Extractor, Limits, Source};
@@ -60,7 +60,8 @@ pub struct Flow {
     /// Body limit in bytes.
     pub max_body_bytes: u64,
     pub(crate) steps: Vec<Box<dyn Step>>,
-    pub(crate) receiver: Receiver,
+    /// Where messages go after the steps.
+    pub receiver: Receiver,
 }
 
 impl Flow {
@@ -70,9 +71,15 @@ impl Flow {
     }
 }
 
+/// A flow's receiver.
 #[derive(Debug)]
-pub(crate) enum Receiver {
+pub enum Receiver {
+    /// Answers the sender directly.
     Reply(ReplyReceiver),
+    /// Forwards to a back end and answers with its answer.
+    Http(HttpReceiver),
+    /// Stores durably, answers 202, delivers later.
+    Queue(QueueReceiver),
 }
 
 #[derive(Deserialize)]
@@ -184,6 +191,10 @@ struct ContentModifierDoc {
 struct ReceiverDoc {
     #[serde(default)]
     reply: Option<ReplyDoc>,
+    #[serde(default)]
+    http: Option<receivers::HttpDoc>,
+    #[serde(default)]
+    queue: Option<receivers::QueueDoc>,
 }
 
 #[derive(Deserialize)]
@@ -357,13 +368,27 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
         }
     }
     let receiver = match doc.receiver {
-        ReceiverDoc { reply: Some(r) } => Receiver::Reply(reply(r, yaml)?),
-        ReceiverDoc { reply: None } => {
+        ReceiverDoc {
+            reply: Some(r),
+            http: None,
+            queue: None,
+        } => Receiver::Reply(reply(r, yaml)?),
+        ReceiverDoc {
+            reply: None,
+            http: Some(h),
+            queue: None,
+        } => Receiver::Http(receivers::http(h, "receiver.http", yaml)?),
+        ReceiverDoc {
+            reply: None,
+            http: None,
+            queue: Some(q),
+        } => receivers::queue(q, yaml)?,
+        _ => {
             return Err(located(
                 yaml,
                 "receiver",
                 "receiver",
-                Error::invalid("receiver", "name the receiver kind: reply"),
+                Error::invalid("receiver", "name exactly one receiver kind: reply, http or queue"),
             ));
         }
     };
@@ -633,5 +658,6 @@ fn strip_location(text: &str) -> &str {
     }
 }
 
+mod receivers;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,8 @@
-//! Expressions in flow values, in Camel's *simple* style: `${header.NAME}`, `${property.NAME}`
-//! and `${body}` inside literal text. Compiled once at deploy time into parts.
+//! Expressions in flow values, in Camel's *simple* style: `${header.NAME}`, `${property.NAME}`,
+//! `${body}` and `${partner.NAME}` (the string parameter NAME of the partner a partner check
+//! established, from the Partner Directory) inside literal text. Compiled once at deploy time.
+
+use postern_partner::Directory;
 
 use crate::message::Message;
 
@@ -10,6 +13,7 @@ enum Part {
     Header(String),
     Property(String),
     Body,
+    Partner(String),
 }
 
 /// A compiled template.
@@ -36,11 +40,13 @@ impl Template {
                 Part::Header(checked_name(name)?)
             } else if let Some(name) = inner.strip_prefix("property.") {
                 Part::Property(checked_name(name)?)
+            } else if let Some(name) = inner.strip_prefix("partner.") {
+                Part::Partner(checked_name(name)?)
             } else if inner == "body" || inner == "in.body" {
                 Part::Body
             } else {
                 return Err(format!(
-                    "unknown expression ${{{inner}}}; use ${{header.NAME}}, ${{property.NAME}} or ${{body}}"
+                    "unknown expression ${{{inner}}}; use ${{header.NAME}}, ${{property.NAME}}, ${{partner.NAME}} or ${{body}}"
                 ));
             });
             rest = &after[end + 1..];
@@ -56,8 +62,14 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))
     }
 
-    /// Evaluates against a message; absent headers and properties read as empty text.
+    /// Evaluates against a message; absent headers, properties and parameters read as empty
+    /// text (partner parameters always do: see [`render_in`](Self::render_in)).
     pub fn render(&self, msg: &Message) -> String {
+        self.render_in(msg, None)
+    }
+
+    /// Evaluates against a message and the Partner Directory of the moment.
+    pub fn render_in(&self, msg: &Message, directory: Option<&Directory>) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -65,11 +77,28 @@ impl Template {
                 Part::Header(n) => out.push_str(msg.header(n).unwrap_or("")),
                 Part::Property(n) => out.push_str(msg.property(n).unwrap_or("")),
                 Part::Body => out.push_str(&String::from_utf8_lossy(&msg.body)),
+                Part::Partner(n) => {
+                    let value = directory
+                        .zip(msg.property(PARTNER_PROPERTY))
+                        .and_then(|(d, pid)| d.string_parameter(pid, n));
+                    out.push_str(value.unwrap_or(""));
+                }
             }
         }
         out
     }
+
+    /// The partner parameters the template reads.
+    pub fn partner_parameters(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Partner(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
 }
+
+/// The property a partner check sets to the partner's Pid.
+pub const PARTNER_PROPERTY: &str = "SAP_PartnerID";
 
 fn checked_name(name: &str) -> Result<String, String> {
     if name.is_empty() || name.len() > 200 || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'}') {

@@ -14,6 +14,6 @@ pub mod table;
 
 pub use definition::{Flow, parse_flow};
 pub use message::Message;
-pub use pipeline::{Outcome, Processed, Reply};
+pub use pipeline::{Next, Outcome, Processed, Reply};
 pub use step::Env;
 pub use table::FlowTable;

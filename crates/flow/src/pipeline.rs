@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use crate::definition::{Flow, Receiver};
 use crate::message::Message;
+use crate::receiver::{HttpReceiver, Outgoing, QueueReceiver};
 use crate::step::{Env, StepError};
 
 /// What the sender gets back from a flow that ran to its end.
@@ -19,14 +20,42 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// Where a message that passed the steps goes next.
+#[derive(Debug)]
+pub enum Next<'f> {
+    /// The answer, ready.
+    Reply(Reply),
+    /// To a back end; its answer is the sender's.
+    Forward(&'f HttpReceiver, Outgoing),
+    /// Into a durable queue, then 202.
+    Enqueue {
+        /// The queue.
+        queue: &'f QueueReceiver,
+        /// The delivery to store.
+        request: Outgoing,
+        /// The sender's idempotency key, when the queue names a header and the message has it.
+        idempotency_key: Option<String>,
+    },
+}
+
+impl Next<'_> {
+    /// The reply, for flows answering directly (`None` otherwise).
+    pub fn into_reply(self) -> Option<Reply> {
+        match self {
+            Next::Reply(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// The result of processing one message.
-pub type Outcome = Result<Reply, StepError>;
+pub type Outcome<'f> = Result<Next<'f>, StepError>;
 
 /// What processing produced: the outcome and the partner the message was checked for.
 #[derive(Debug)]
-pub struct Processed {
-    /// The reply or why the message stopped.
-    pub outcome: Outcome,
+pub struct Processed<'f> {
+    /// Where the message goes, or why it stopped.
+    pub outcome: Outcome<'f>,
     /// The Pid a partner check established (`SAP_PartnerID`), if any.
     pub partner: Option<String>,
 }
@@ -64,8 +93,9 @@ impl Flow {
         out
     }
 
-    /// Runs the steps and the receiver.
-    pub fn process(&self, mut msg: Message, env: &Env<'_>) -> Processed {
+    /// Runs the steps and prepares the receiver's part (rendering its templates against the
+    /// message and the Partner Directory of the moment).
+    pub fn process(&self, mut msg: Message, env: &Env<'_>) -> Processed<'_> {
         for step in &self.steps {
             if let Err(e) = step.process(&mut msg, env) {
                 return Processed {
@@ -76,7 +106,24 @@ impl Flow {
         }
         let partner = msg.property("SAP_PartnerID").map(str::to_owned);
         let outcome = match &self.receiver {
-            Receiver::Reply(r) => Ok(r.reply(msg)),
+            Receiver::Reply(r) => Ok(Next::Reply(r.reply(msg))),
+            Receiver::Http(h) => h
+                .prepare(msg, Some(env.directory))
+                .map(|out| Next::Forward(h, out)),
+            Receiver::Queue(q) => {
+                let idempotency_key = q
+                    .idempotency
+                    .as_ref()
+                    .and_then(|(header, _)| msg.header(header))
+                    .map(str::to_owned);
+                q.target
+                    .prepare(msg, Some(env.directory))
+                    .map(|request| Next::Enqueue {
+                        queue: q,
+                        request,
+                        idempotency_key,
+                    })
+            }
         };
         Processed { outcome, partner }
     }

@@ -16,6 +16,7 @@ mod listen;
 mod metrics;
 mod oauth;
 mod odata;
+mod queue;
 mod sender;
 pub mod state;
 mod tls;

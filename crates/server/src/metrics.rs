@@ -43,6 +43,8 @@ pub(crate) struct Metrics {
     pub(crate) audit_queue: Arc<AtomicI64>,
     /// Current snapshot version.
     pub(crate) snapshot_version: AtomicU64,
+    /// Queue delivery attempts by outcome: delivered, retry, dead.
+    pub(crate) queue_deliveries: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -53,6 +55,16 @@ impl Metrics {
             _ => &self.sender_5xx,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn queue_delivery(&self, status: postern_store::queue::QueueStatus) {
+        use postern_store::queue::QueueStatus;
+        let i = match status {
+            QueueStatus::Delivered => 0,
+            QueueStatus::Dead => 2,
+            _ => 1,
+        };
+        self.queue_deliveries[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn auth_failure(&self, reason: &str) {
@@ -113,5 +125,17 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     );
     let _ = writeln!(out, "# TYPE postern_snapshot_version gauge");
     let _ = writeln!(out, "postern_snapshot_version {}", r(&m.snapshot_version));
+    let _ = writeln!(
+        out,
+        "# HELP postern_queue_deliveries_total Delivery attempts of queued messages by outcome."
+    );
+    let _ = writeln!(out, "# TYPE postern_queue_deliveries_total counter");
+    for (outcome, c) in ["delivered", "retry", "dead"].iter().zip(&m.queue_deliveries) {
+        let _ = writeln!(
+            out,
+            "postern_queue_deliveries_total{{outcome=\"{outcome}\"}} {}",
+            r(c)
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

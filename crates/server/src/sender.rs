@@ -15,8 +15,10 @@ use http_body_util::{BodyExt, Limited};
 use postern_auth::AuthFailure;
 use postern_auth::authz::require_any_or_partner;
 use postern_core::mpl::{Mpl, MplStatus};
+use postern_flow::receiver::{Outgoing, QueueReceiver};
 use postern_flow::table::DeployedFlow;
-use postern_flow::{Env, Message};
+use postern_flow::{Env, Message, Next, Reply};
+use postern_store::queue::{Enqueued, NewQueued, QueueStatus, QueuedMessage};
 
 use crate::error::{ApiError, new_guid};
 use crate::extract::{auth_failed, now_ms};
@@ -176,34 +178,152 @@ async fn process(state: &AppState, req: Request) -> Response {
         flow.flow.process(msg, &env)
     };
     log.partner = processed.partner;
-    match processed.outcome {
-        Ok(reply) => {
-            let mut resp = Response::new(Body::from(reply.body));
-            *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-            let h = resp.headers_mut();
-            for (name, value) in &reply.headers {
-                match (
-                    HeaderName::try_from(name.as_str()),
-                    HeaderValue::try_from(value.as_str()),
-                ) {
-                    (Ok(n), Ok(v)) => {
-                        h.append(n, v);
-                    }
-                    _ => {
-                        tracing::warn!(flow = %flow.flow.id, header = %name, "reply header value is not valid HTTP; left out")
-                    }
-                }
-            }
-            if let Some(ct) = reply.content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
-                h.insert(CONTENT_TYPE, ct);
-            }
-            log.completed(state, resp).await
-        }
+    let next = match processed.outcome {
+        Ok(next) => next,
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            log.failed(state, ApiError::new(status, e.kind, e.message)).await
+            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+        }
+    };
+    match next {
+        Next::Reply(reply) => {
+            let resp = reply_response(&flow, reply);
+            log.completed(state, resp).await
+        }
+        Next::Forward(receiver, request) => {
+            let guid = log.guid.clone();
+            match receiver.send(&request, &[(MPL_HEADER, guid.as_str())]).await {
+                Ok(reply) if reply.status < 400 => {
+                    let resp = reply_response(&flow, reply);
+                    log.completed(state, resp).await
+                }
+                // The back end refused the message: the sender gets its answer, the MPL says so.
+                Ok(reply) => {
+                    let error = format!("the receiver answered {}", reply.status);
+                    let resp = reply_response(&flow, reply);
+                    log.failed_with(state, resp, error).await
+                }
+                Err(e) => {
+                    let e = e.to_step_error();
+                    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    log.failed(state, ApiError::new(status, e.kind, e.message)).await
+                }
+            }
+        }
+        Next::Enqueue {
+            queue,
+            request,
+            idempotency_key,
+        } => enqueue(state, log, queue, request, idempotency_key).await,
+    }
+}
+
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Commits the message to its queue and answers 202 only then; a re-sent message with a key
+/// already seen within the window is answered with the first one's id and not stored again.
+async fn enqueue(
+    state: &AppState,
+    mut log: MplDraft,
+    queue: &QueueReceiver,
+    request: Outgoing,
+    idempotency_key: Option<String>,
+) -> Response {
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        let message = format!("the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters");
+        return log.failed(state, ApiError::bad_request(message)).await;
+    }
+    let now = now_ms();
+    let partner = log.partner.clone().unwrap_or_default();
+    let window = queue
+        .idempotency
+        .as_ref()
+        .map(|(_, w)| w.as_millis() as i64)
+        .unwrap_or(0);
+    let new = NewQueued {
+        message: QueuedMessage {
+            guid: log.guid.clone(),
+            queue: queue.name.clone(),
+            flow_id: log.flow_id.clone(),
+            partner: partner.clone(),
+            user: log.user.clone(),
+            ordered: queue.ordered,
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body.to_vec(),
+            status: QueueStatus::Queued,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+            last_error: None,
+            last_http_status: None,
+            idempotency_key,
+        },
+        mpl: Mpl {
+            guid: log.guid.clone(),
+            flow_id: log.flow_id.clone(),
+            status: MplStatus::Processing,
+            user: log.user.clone(),
+            sender: partner,
+            receiver: String::new(),
+            log_start: log.start,
+            log_end: now,
+            http_status: 202,
+            error: None,
+        },
+        idempotent_since: now - window,
+    };
+    let (guid, replay) = match state.enqueuer().enqueue(new).await {
+        Ok(Enqueued::Stored) => (log.guid.clone(), None),
+        Ok(Enqueued::Duplicate { guid, status }) => (guid, Some(status)),
+        Err(e) => {
+            tracing::warn!(flow = %log.flow_id, error = %e, "message not stored in its queue");
+            let error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the message could not be stored and was not accepted; send it again later",
+            );
+            return log.failed(state, error).await;
+        }
+    };
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    set_mpl_header(&mut resp, &guid);
+    if let Some(status) = replay {
+        let h = resp.headers_mut();
+        h.insert("postern-idempotent-replay", HeaderValue::from_static("true"));
+        h.insert("postern-queue-status", HeaderValue::from_static(status.as_str()));
+    }
+    resp
+}
+
+/// The sender's answer from a flow's reply (or a back end's answer).
+fn reply_response(flow: &DeployedFlow, reply: Reply) -> Response {
+    let mut resp = Response::new(Body::from(reply.body));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let h = resp.headers_mut();
+    for (name, value) in &reply.headers {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                h.append(n, v);
+            }
+            _ => {
+                tracing::warn!(flow = %flow.flow.id, header = %name, "reply header value is not valid HTTP; left out")
+            }
         }
     }
+    if let Some(ct) = reply.content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
+        h.insert(CONTENT_TYPE, ct);
+    }
+    resp
 }
 
 /// The answer for a body that could not be read: over the flow's limit, or broken off.
@@ -296,6 +416,14 @@ impl MplDraft {
         let guid = self.guid.clone();
         let mut resp = error.with_id(&guid).into_response();
         set_mpl_header(&mut resp, &guid);
+        resp
+    }
+
+    /// Hands on an answer that is a failure all the same (a back end's 4xx).
+    async fn failed_with(&mut self, state: &AppState, mut resp: Response, error: String) -> Response {
+        self.finish(state, MplStatus::Failed, resp.status().as_u16(), Some(error))
+            .await;
+        set_mpl_header(&mut resp, &self.guid);
         resp
     }
 

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub zone: String,
     /// Brute-force protection.
     pub lockout: crate::guard::Policy,
+    /// This node's name for the leases of queue deliveries; stable across restarts of the same
+    /// node (data directory), so that a restarted node takes its own leases back at once.
+    pub node_id: String,
 }
 
 impl ServerConfig {
@@ -93,6 +96,8 @@ struct Inner {
     writes: Mutex<()>,
     mpl: BatchSink<Mpl>,
     audit: BatchSink<AuditEntry>,
+    enqueuer: crate::queue::Enqueuer,
+    wake_queue: Arc<tokio::sync::Notify>,
     metrics: Metrics,
     guard: crate::guard::Guard,
 }
@@ -101,11 +106,13 @@ struct Inner {
 pub struct Writers {
     mpl: BatchWriter,
     audit: BatchWriter,
+    queue: crate::queue::QueueTasks,
 }
 
 impl Writers {
-    /// Flushes what is queued and stops the writers.
+    /// Stops queue deliveries, flushes what is queued and stops the writers.
     pub async fn shutdown(self) {
+        self.queue.shutdown().await;
         self.mpl.shutdown().await;
         self.audit.shutdown().await;
     }
@@ -141,6 +148,8 @@ impl AppState {
                 },
             )
         };
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (enqueuer, mut queue_tasks) = crate::queue::start_writer(store.clone(), wake.clone());
         let state = Self(Arc::new(Inner {
             store,
             live: ArcSwap::from_pointee(Live::default()),
@@ -153,6 +162,8 @@ impl AppState {
             writes: Mutex::new(()),
             mpl,
             audit,
+            enqueuer,
+            wake_queue: wake.clone(),
             metrics,
             guard: crate::guard::Guard::new(lockout),
         }));
@@ -170,11 +181,13 @@ impl AppState {
         });
         state.load_directory().await?;
         state.reload().await?;
+        crate::queue::start_worker(&mut queue_tasks, state.clone(), wake);
         Ok((
             state,
             Writers {
                 mpl: mpl_writer,
                 audit: audit_writer,
+                queue: queue_tasks,
             },
         ))
     }
@@ -224,6 +237,15 @@ impl AppState {
 
     pub(crate) fn mpl(&self) -> &BatchSink<Mpl> {
         &self.0.mpl
+    }
+
+    pub(crate) fn enqueuer(&self) -> &crate::queue::Enqueuer {
+        &self.0.enqueuer
+    }
+
+    /// Tells the delivery worker that a message may be due now.
+    pub(crate) fn wake_queue(&self) {
+        self.0.wake_queue.notify_one();
     }
 
     pub(crate) fn audit(&self) -> &BatchSink<AuditEntry> {

@@ -288,6 +288,23 @@ pub fn audit_link(previous: &[u8], e: &postern_core::model::AuditEntry) -> Vec<u
     ctx.finish().as_ref().to_vec()
 }
 
+/// A query written with `?` placeholders, numbered `$1, $2, ...` for PostgreSQL. Only for our own
+/// query texts, which hold no `?` inside literals.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,21 +330,4 @@ mod tests {
             Error::Conflict("change 2: c".into())
         );
     }
-}
-
-/// A query written with `?` placeholders, numbered `$1, $2, ...` for PostgreSQL. Only for our own
-/// query texts, which hold no `?` inside literals.
-pub(crate) fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

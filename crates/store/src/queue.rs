@@ -166,6 +166,10 @@ pub trait QueueStore {
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<QueuedMessage>>;
+    /// Ends leases a stopped process of node `owner` left, so its messages are delivered at once
+    /// rather than after the lease: on SQLite (one node by construction) every lease, on
+    /// PostgreSQL those of `owner` (other nodes' leases run out on their own). How many.
+    async fn recover_leases(&self, owner: &str) -> Result<u64>;
     /// Records a delivery attempt (attempt count + 1, new state, MPL status) and ends the lease;
     /// false when the message is no longer leased to `owner` (an operator discarded it meanwhile).
     async fn record_attempt(&self, owner: &str, outcome: &Attempted) -> Result<bool>;

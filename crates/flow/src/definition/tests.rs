@@ -34,7 +34,12 @@ fn parses_the_design_example() {
     assert_eq!(f.max_body_bytes, 1024);
     let mut m = Message::new(Default::default());
     m.set_header("SapAuthenticatedUserName", "alice");
-    let r = f.process(m, &env()).outcome.expect("runs");
+    let r = f
+        .process(m, &env())
+        .outcome
+        .expect("runs")
+        .into_reply()
+        .expect("a reply");
     assert_eq!(r.status, 201);
     assert_eq!(&r.body[..], b"user=alice seen=yes");
 }
@@ -49,7 +54,9 @@ fn defaults_apply() {
     let r = f
         .process(Message::new(b"x".to_vec().into()), &env())
         .outcome
-        .expect("runs");
+        .expect("runs")
+        .into_reply()
+        .expect("a reply");
     assert_eq!((r.status, &r.body[..]), (200, &b"x"[..]));
 }
 

@@ -24,13 +24,13 @@ impl Step for ContentModifier {
         "content_modifier"
     }
 
-    fn process(&self, msg: &mut Message, _env: &Env<'_>) -> Result<(), StepError> {
+    fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
         for (name, value) in &self.headers {
-            let v = value.render(msg);
+            let v = value.render_in(msg, Some(env.directory));
             msg.set_header(name, v);
         }
         for (name, value) in &self.properties {
-            let v = value.render(msg);
+            let v = value.render_in(msg, Some(env.directory));
             msg.set_property(name, v);
         }
         Ok(())

@@ -6,6 +6,7 @@ mod connectivity;
 mod flow;
 mod mpl;
 mod partner;
+mod queue;
 mod role;
 mod serve;
 mod service;
@@ -74,6 +75,9 @@ enum Command {
     /// Message processing logs.
     #[command(subcommand)]
     Mpl(mpl::MplCommand),
+    /// Durable queues of `queue` receivers: counts, messages, retry, discard.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// Certificate-to-user mappings.
     #[command(subcommand, name = "cert-mapping")]
     CertMapping(cert::MappingCommand),
@@ -116,6 +120,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => user::run(c, &Client::new(&cli.conn)?).await,
         Command::Flow(c) => flow::run(c, &Client::new(&cli.conn)?).await,
         Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
+        Command::Queue(c) => queue::run(c, &Client::new(&cli.conn)?).await,
         Command::CertMapping(c) => cert::run_mapping(c, &Client::new(&cli.conn)?).await,
         Command::Trust(c) => cert::run_trust(c, &Client::new(&cli.conn)?).await,
         Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,

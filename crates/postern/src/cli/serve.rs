@@ -331,6 +331,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             zone: "postern".into(),
             lockout: config.lockout.clone(),
+            node_id: node_id(&config.data_dir)?,
         },
     )
     .await?;
@@ -601,4 +602,21 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// This node's stable name (`node-id` in the data directory, made on first start): it names the
+/// leases of queue deliveries, so that a restarted node takes its own back at once.
+fn node_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let file = data_dir.join("node-id");
+    match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id: String = postern_auth::secret::random::<16>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            std::fs::write(&file, &id).with_context(|| format!("writing {}", file.display()))?;
+            Ok(id)
+        }
+    }
 }

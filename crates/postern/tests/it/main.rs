@@ -15,5 +15,6 @@ mod oauth;
 mod outage;
 mod partner;
 mod pg_tls;
+mod receivers;
 mod sender;
 mod tls;

@@ -10,6 +10,7 @@ mod explain;
 pub(crate) mod flows;
 pub(crate) mod instances;
 pub(crate) mod partner_directory;
+mod queues;
 pub(crate) mod roles;
 mod token_keys;
 mod trust;
@@ -36,6 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(connectivity::router())
         .merge(partner_directory::router())
         .merge(explain::router())
+        .merge(queues::router())
 }
 
 /// The API's description (OpenAPI 3.0), public like any API documentation.

@@ -112,6 +112,17 @@ impl QueueStore for PgStore {
         Ok(out)
     }
 
+    async fn recover_leases(&self, owner: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE queue_messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected())
+    }
+
     async fn record_attempt(&self, owner: &str, a: &Attempted) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(storage)?;
         let done = sqlx::query(AssertSqlSafe(numbered(sql::ATTEMPT)))

@@ -127,6 +127,16 @@ impl QueueStore for SqliteStore {
         Ok(out)
     }
 
+    async fn recover_leases(&self, _owner: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE queue_messages SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(&self.write)
+        .await
+        .map_err(storage)?;
+        Ok(done.rows_affected())
+    }
+
     async fn record_attempt(&self, owner: &str, a: &Attempted) -> Result<bool> {
         let mut tx = self.write.begin().await.map_err(storage)?;
         let done = sqlx::query(sql::ATTEMPT)

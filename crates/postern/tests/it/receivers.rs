@@ -1,0 +1,556 @@
+//! Receivers against a real back end on loopback (a small axum server in the test that records
+//! what it gets): `http` forwarding with headers and expressions, failures mapped to 502/504,
+//! and `queue`: 202, delivery, retries, the dead letter and its retry, idempotent re-sends, and
+//! every acknowledged message delivered exactly once after a SIGKILL.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use reqwest::Method as M;
+use serde_json::{Value, json};
+
+use crate::fixture::{Server, basic};
+
+/// One request the back end received.
+#[derive(Clone, Debug)]
+struct Received {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// How the back end answers.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// 201 with a body and a header.
+    Ok,
+    /// This status, always.
+    Status(u16),
+    /// Sleeps this long, then 200.
+    Slow(Duration),
+    /// 503 for the first n requests, then 200.
+    FailFirst(usize),
+}
+
+#[derive(Default)]
+struct Seen {
+    received: Vec<Received>,
+    attempts: usize,
+}
+
+/// The recording back end.
+struct Backend {
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+impl Backend {
+    async fn start(mode: Mode) -> Backend {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mode = Arc::new(Mutex::new(mode));
+        let (s, m) = (seen.clone(), mode.clone());
+        let app =
+            axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (seen, mode) = (s.clone(), m.clone());
+                async move {
+                    let current = *mode.lock().expect("mode");
+                    let attempt = {
+                        let mut g = seen.lock().expect("seen");
+                        g.attempts += 1;
+                        g.attempts
+                    };
+                    let status = match current {
+                        Mode::Ok => 201,
+                        Mode::Status(s) => s,
+                        Mode::Slow(d) => {
+                            tokio::time::sleep(d).await;
+                            200
+                        }
+                        Mode::FailFirst(n) if attempt <= n => 503,
+                        Mode::FailFirst(_) => 201,
+                    };
+                    // Only what the back end took counts as received.
+                    if status < 300 {
+                        seen.lock().expect("seen").received.push(Received {
+                            method: method.to_string(),
+                            uri: uri.to_string(),
+                            headers,
+                            body: body.to_vec(),
+                        });
+                    }
+                    (
+                        StatusCode::from_u16(status).expect("status"),
+                        [("x-backend", "seen"), ("content-type", "text/plain")],
+                        format!("backend said {status}"),
+                    )
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Backend { url, seen, mode }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.seen.lock().expect("seen").received.clone()
+    }
+
+    fn attempts(&self) -> usize {
+        self.seen.lock().expect("seen").attempts
+    }
+}
+
+fn flow(id: &str, address: &str, receiver: &str) -> String {
+    format!(
+        "id: {id}\nsender:\n  adapter: https\n  address: {address}\n  roles: [Orders.Send]\nreceiver:\n{receiver}\n"
+    )
+}
+
+async fn deployed(s: &Server, yaml: &str) {
+    let (st, b) = s.deploy(yaml).await;
+    assert_eq!(st, 201, "{b}");
+}
+
+fn guid_of(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("sap_messageprocessinglogid")
+        .expect("MPL header")
+        .to_str()
+        .expect("text")
+        .to_owned()
+}
+
+/// A message's MPL (written off the request path, so it may take a moment to appear).
+async fn mpl(s: &Server, guid: &str) -> Value {
+    for _ in 0..100 {
+        let (st, v) = s
+            .admin(M::GET, &format!("/api/v1/MessageProcessingLogs('{guid}')"), None)
+            .await;
+        if st == 200 {
+            return v["d"].clone();
+        }
+        assert_eq!(st, 404, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no MPL {guid}");
+}
+
+/// Polls a queued message until `done` holds (or fails after 20 s).
+async fn queued_until(s: &Server, guid: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..400 {
+        let (st, v) = s
+            .admin(M::GET, &format!("/admin/v1/queue-messages/{guid}"), None)
+            .await;
+        assert_eq!(st, 200, "{v}");
+        if done(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("queued message {guid} never reached the expected state");
+}
+
+#[tokio::test]
+async fn http_forwards_with_headers_and_partner_expressions() {
+    let s = Server::start().await;
+    let back = Backend::start(Mode::Ok).await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    for (set, body) in [
+        ("AuthorizedUsers", json!({"User": id, "Pid": "ACME"})),
+        (
+            "StringParameters",
+            json!({"Pid": "ACME", "Id": "ReceiverPath", "Value": "acme-inbox"}),
+        ),
+    ] {
+        let (st, v) = s.admin(M::POST, &format!("/api/v1/{set}"), Some(body)).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let receiver = format!(
+        "  http:\n    url: \"{}/in/${{partner.ReceiverPath}}?src=${{header.X-Source}}\"\n    headers: {{ X-Flow: orders-fwd }}\n    user_header: X-Sender-User\n    partner_header: X-Partner\n",
+        back.url
+    );
+    let yaml = format!(
+        "id: orders-fwd\nsender:\n  adapter: https\n  address: /fwd\n  roles: [Orders.Send]\nsteps:\n  - partner_authorization: {{ partner: {{ header: X-Partner-Id }} }}\nreceiver:\n{receiver}"
+    );
+    deployed(&s, &yaml).await;
+
+    let resp = s
+        .http
+        .post(s.at("/http/fwd"))
+        .header("authorization", basic(&id, &secret))
+        .header("cookie", "session=private")
+        .header("x-partner-id", "ACME")
+        .header("x-source", "erp1")
+        .header("content-type", "application/xml")
+        .body("<Order/>")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 201, "the back end's status reaches the sender");
+    let guid = guid_of(&resp);
+    assert_eq!(resp.headers()["x-backend"], "seen");
+    assert_eq!(resp.text().await.expect("body"), "backend said 201");
+
+    let got = back.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(
+        (r.method.as_str(), r.uri.as_str()),
+        ("POST", "/in/acme-inbox?src=erp1")
+    );
+    assert_eq!(r.body, b"<Order/>");
+    let h = |n: &str| r.headers.get(n).map(|v| v.to_str().expect("text").to_owned());
+    assert_eq!(h("x-flow").as_deref(), Some("orders-fwd"));
+    assert_eq!(h("x-sender-user"), Some(id.clone()));
+    assert_eq!(h("x-partner").as_deref(), Some("ACME"));
+    assert_eq!(h("content-type").as_deref(), Some("application/xml"));
+    assert_eq!(h("sap_messageprocessinglogid"), Some(guid.clone()));
+    for private in ["authorization", "cookie", "sapauthenticatedusername"] {
+        assert_eq!(h(private), None, "{private} must not reach the back end");
+    }
+    assert_eq!(mpl(&s, &guid).await["Status"], "COMPLETED");
+
+    // A partner without the parameter: the URL cannot be built, nothing is sent.
+    let (st, v) = s
+        .admin(
+            M::DELETE,
+            "/api/v1/StringParameters(Pid='ACME',Id='ReceiverPath')",
+            None,
+        )
+        .await;
+    assert_eq!(st, 204, "{v}");
+    let resp = s
+        .http
+        .post(s.at("/http/fwd"))
+        .header("authorization", basic(&id, &secret))
+        .header("x-partner-id", "ACME")
+        .body("<Order/>")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resp.status(), 500);
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("m")
+            .contains("partner ACME has no string parameter ReceiverPath"),
+        "{body}"
+    );
+    assert_eq!(back.received().len(), 1, "nothing sent");
+}
+
+#[tokio::test]
+async fn http_failures_are_502_and_504_with_failed_mpls() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let auth = basic(&id, &secret);
+    let back = Backend::start(Mode::Status(500)).await;
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    deployed(
+        &s,
+        &flow(
+            "down",
+            "/down",
+            &format!("  http: {{ url: \"http://127.0.0.1:{closed}/x?token=abc\" }}"),
+        ),
+    )
+    .await;
+    deployed(
+        &s,
+        &flow(
+            "slow",
+            "/slow",
+            &format!("  http: {{ url: \"{}/slow\", timeout_ms: 300 }}", back.url),
+        ),
+    )
+    .await;
+    deployed(
+        &s,
+        &flow("err", "/err", &format!("  http: {{ url: \"{}/err\" }}", back.url)),
+    )
+    .await;
+
+    let resp = s.call("/down", Some(&auth), "x").await;
+    assert_eq!(resp.status(), 502);
+    let guid = guid_of(&resp);
+    let body: Value = resp.json().await.expect("json");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("could not be reached"), "{message}");
+    assert!(
+        !message.contains("token=abc"),
+        "the URL's query stays out of errors: {message}"
+    );
+    let m = mpl(&s, &guid).await;
+    assert_eq!(m["Status"], "FAILED");
+
+    let resp = s.call("/err", Some(&auth), "x").await;
+    assert_eq!(resp.status(), 502, "a back end's 5xx is a failed delivery");
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["message"].as_str().expect("m").contains("answered 500"),
+        "{body}"
+    );
+
+    back.set(Mode::Status(404));
+    let resp = s.call("/err", Some(&auth), "x").await;
+    assert_eq!(resp.status(), 404, "a back end's 4xx reaches the sender as it is");
+    let guid = guid_of(&resp);
+    assert_eq!(resp.text().await.expect("body"), "backend said 404");
+    assert_eq!(mpl(&s, &guid).await["Status"], "FAILED");
+
+    back.set(Mode::Slow(Duration::from_secs(3)));
+    let resp = s.call("/slow", Some(&auth), "x").await;
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["message"].as_str().expect("m").contains("within 300 ms"),
+        "{body}"
+    );
+
+    // Bad receiver settings are refused at deploy, with the field named.
+    for (receiver, field) in [
+        ("  http: { url: \"ftp://example.com/x\" }", "receiver.http.url"),
+        (
+            "  http: { url: \"https://user:pw@example.com/x\" }",
+            "receiver.http.url",
+        ),
+        (
+            "  http: { url: \"https://example.com\", method: TRACE }",
+            "receiver.http.method",
+        ),
+        (
+            "  http: { url: \"https://example.com\", timeout_ms: 0 }",
+            "receiver.http.timeout_ms",
+        ),
+        (
+            "  http: { url: \"https://example.com\", ca: \"not pem\" }",
+            "receiver.http.ca",
+        ),
+        (
+            "  queue: { name: \"a b\", target: { http: { url: \"https://example.com\" } } }",
+            "receiver.queue.name",
+        ),
+        (
+            "  reply: {}\n  http: { url: \"https://example.com\" }",
+            "receiver",
+        ),
+    ] {
+        let (st, v) = s.deploy(&flow("bad", "/bad", receiver)).await;
+        assert_eq!(st, 400, "{receiver}: {v}");
+        assert!(
+            v["message"].as_str().expect("message").contains(field),
+            "{receiver}: {v}"
+        );
+    }
+}
+
+fn queue_flow(id: &str, address: &str, url: &str, extra: &str) -> String {
+    flow(
+        id,
+        address,
+        &format!(
+            "  queue:\n    name: {id}\n    max_attempts: 3\n    retry_interval_ms: 100\n    max_retry_interval_ms: 200\n{extra}    target: {{ http: {{ url: \"{url}\", timeout_ms: 2000 }} }}\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn queue_acknowledges_then_delivers_retries_and_dead_letters() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let auth = basic(&id, &secret);
+    let back = Backend::start(Mode::Ok).await;
+    deployed(&s, &queue_flow("q1", "/q1", &format!("{}/q", back.url), "")).await;
+
+    // Accepted (202) once stored, then delivered: the MPL goes PROCESSING → COMPLETED.
+    let resp = s.call("/q1", Some(&auth), "<first/>").await;
+    assert_eq!(resp.status(), 202);
+    let first = guid_of(&resp);
+    let v = queued_until(&s, &first, |v| v["status"] == "DELIVERED").await;
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(mpl(&s, &first).await["Status"], "COMPLETED");
+    let got = back.received();
+    assert_eq!(got[0].body, b"<first/>");
+    assert_eq!(got[0].headers["sap_messageprocessinglogid"], first.as_str());
+
+    // Failing for a while: retried, then delivered.
+    back.set(Mode::FailFirst(back.attempts() + 2));
+    let second = guid_of(&s.call("/q1", Some(&auth), "<second/>").await);
+    let v = queued_until(&s, &second, |v| v["status"] == "DELIVERED").await;
+    assert_eq!(v["attempts"], 3, "{v}");
+    assert_eq!(mpl(&s, &second).await["Status"], "COMPLETED");
+
+    // Failing for good: the dead letter after max_attempts, FAILED, visible, and retryable.
+    back.set(Mode::Status(503));
+    let third = guid_of(&s.call("/q1", Some(&auth), "<third/>").await);
+    let v = queued_until(&s, &third, |v| v["status"] == "DEAD").await;
+    assert_eq!(v["attempts"], 3);
+    assert!(
+        v["lastError"].as_str().expect("error").contains("answered 503"),
+        "{v}"
+    );
+    assert_eq!(v["lastHttpStatus"], 503);
+    assert_eq!(v["body"]["text"], "<third/>");
+    let m = mpl(&s, &third).await;
+    assert_eq!(m["Status"], "FAILED");
+    let (_, dead) = s
+        .admin(M::GET, "/admin/v1/queue-messages?queue=q1&status=dead", None)
+        .await;
+    assert_eq!(dead.as_array().expect("list").len(), 1);
+    let (_, queues) = s.admin(M::GET, "/admin/v1/queues", None).await;
+    assert_eq!(queues[0]["name"], "q1");
+    assert_eq!(queues[0]["messages"]["DEAD"], 1);
+    assert_eq!(queues[0]["messages"]["DELIVERED"], 2);
+
+    back.set(Mode::Ok);
+    let out = s.cli_ok(&["queue", "retry", &third]);
+    assert!(out.contains("due for delivery"), "{out}");
+    queued_until(&s, &third, |v| v["status"] == "DELIVERED").await;
+    assert_eq!(mpl(&s, &third).await["Status"], "COMPLETED");
+    // Delivered is final.
+    let (st, v) = s
+        .admin(M::POST, &format!("/admin/v1/queue-messages/{third}/retry"), None)
+        .await;
+    assert_eq!(st, 409, "{v}");
+
+    // A back end that refuses the message itself (4xx) is not retried: ESCALATED at once.
+    back.set(Mode::Status(422));
+    let fourth = guid_of(&s.call("/q1", Some(&auth), "<fourth/>").await);
+    let v = queued_until(&s, &fourth, |v| v["status"] == "DEAD").await;
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(mpl(&s, &fourth).await["Status"], "ESCALATED");
+    let (st, _) = s
+        .admin(M::DELETE, &format!("/admin/v1/queue-messages/{fourth}"), None)
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(mpl(&s, &fourth).await["Status"], "DISCARDED");
+    let (st, _) = s
+        .admin(M::GET, "/admin/v1/queue-messages/no-such-guid", None)
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .admin(M::GET, "/admin/v1/queue-messages?status=LOST", None)
+        .await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn queue_answers_a_resent_message_with_the_first() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let back = Backend::start(Mode::Ok).await;
+    let extra = "    idempotency: { header: Idempotency-Key, window_hours: 1 }\n";
+    deployed(&s, &queue_flow("q2", "/q2", &format!("{}/q", back.url), extra)).await;
+    let send = |key: &'static str| {
+        s.http
+            .post(s.at("/http/q2"))
+            .header("authorization", basic(&id, &secret))
+            .header("idempotency-key", key)
+            .body(format!("order {key}"))
+            .send()
+    };
+    let first = send("order-1").await.expect("send");
+    assert_eq!(first.status(), 202);
+    let guid = guid_of(&first);
+    assert!(first.headers().get("postern-idempotent-replay").is_none());
+    queued_until(&s, &guid, |v| v["status"] == "DELIVERED").await;
+    let again = send("order-1").await.expect("send");
+    assert_eq!(again.status(), 202);
+    assert_eq!(
+        guid_of(&again),
+        guid,
+        "the re-sent message is answered with the first one's id"
+    );
+    assert_eq!(again.headers()["postern-idempotent-replay"], "true");
+    assert_eq!(again.headers()["postern-queue-status"], "DELIVERED");
+    let other = send("order-2").await.expect("send");
+    let other = guid_of(&other);
+    assert_ne!(other, guid);
+    queued_until(&s, &other, |v| v["status"] == "DELIVERED").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(back.received().len(), 2, "one delivery per key");
+}
+
+#[tokio::test]
+async fn queue_delivers_every_acknowledged_message_once_after_sigkill() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let auth = basic(&id, &secret);
+    // The back end is down while messages are accepted: they wait in the queue.
+    let back = Backend::start(Mode::Status(503)).await;
+    let yaml = flow(
+        "q3",
+        "/q3",
+        &format!(
+            "  queue:\n    name: q3\n    max_attempts: 1000\n    retry_interval_ms: 50\n    max_retry_interval_ms: 200\n    target: {{ http: {{ url: \"{}/q\" }} }}\n",
+            back.url
+        ),
+    );
+    deployed(&s, &yaml).await;
+    let mut acknowledged = HashSet::new();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (http, url, auth) = (s.http.clone(), s.at("/http/q3"), auth.clone());
+        sends.spawn(async move {
+            let resp = http
+                .post(url)
+                .header(
+                    "authorization",
+                    reqwest::header::HeaderValue::from_bytes(&auth).expect("header"),
+                )
+                .body(format!("message {i}"))
+                .send()
+                .await
+                .expect("send");
+            (resp.status().as_u16(), guid_of(&resp))
+        });
+    }
+    while let Some(r) = sends.join_next().await {
+        let (status, guid) = r.expect("task");
+        assert_eq!(status, 202);
+        acknowledged.insert(guid);
+    }
+    assert_eq!(acknowledged.len(), 200);
+    let s = s.kill_and_restart().await;
+    back.set(Mode::Ok);
+    for _ in 0..600 {
+        if back.received().len() >= acknowledged.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A moment more, so that a second delivery of anything would show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = back
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers["sap_messageprocessinglogid"]
+                .to_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let distinct: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(
+        distinct, acknowledged,
+        "every acknowledged message, and only those, delivered"
+    );
+    assert_eq!(ids.len(), acknowledged.len(), "none delivered twice");
+    let (_, queues) = s.admin(M::GET, "/admin/v1/queues", None).await;
+    assert_eq!(queues[0]["messages"]["DELIVERED"], 200, "{queues}");
+}
