@@ -88,6 +88,11 @@ impl Template {
         out
     }
 
+    /// Whether the template reads the body.
+    pub fn reads_body(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Body))
+    }
+
     /// The partner parameters the template reads.
     pub fn partner_parameters(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {

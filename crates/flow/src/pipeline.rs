@@ -61,6 +61,15 @@ pub struct Processed<'f> {
 }
 
 impl Flow {
+    /// Whether the body can go from the sender to the back end as it arrives: an `http`
+    /// receiver whose templates do not read it, after steps that do not read it either.
+    pub fn streams(&self) -> bool {
+        match &self.receiver {
+            Receiver::Http(h) => !h.reads_body() && self.steps.iter().all(|s| !s.needs_body()),
+            _ => false,
+        }
+    }
+
     /// When the first step can refuse a message from the start of its body alone (a partner
     /// check on a header or an EDI envelope), how many bytes it needs.
     pub fn precheck_prefix(&self) -> Option<usize> {

@@ -11,6 +11,7 @@ mod console;
 mod error;
 mod extract;
 pub mod follow;
+mod forward;
 pub mod guard;
 mod listen;
 mod metrics;

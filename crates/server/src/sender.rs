@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use postern_auth::AuthFailure;
 use postern_auth::authz::require_any_or_partner;
 use postern_core::mpl::{Mpl, MplStatus};
-use postern_flow::receiver::{Outgoing, QueueReceiver};
+use postern_flow::receiver::{HttpReceiver, Outgoing, QueueReceiver};
 use postern_flow::table::DeployedFlow;
 use postern_flow::{Env, Message, Next, Reply};
 use postern_store::queue::{Enqueued, NewQueued, QueueStatus, QueuedMessage};
@@ -127,6 +127,10 @@ async fn process(state: &AppState, req: Request) -> Response {
     if let Some(user) = &user {
         msg.set_header(USER_HEADER, user.as_ref());
     }
+    if flow.flow.streams() {
+        set_camel_headers(&mut msg, &parts, path);
+        return stream_through(state, &flow, log, msg, body, limit).await;
+    }
     let mut body = Limited::new(body, limit as usize);
     // A flow whose first step can refuse from the start of the body (a partner check on a header
     // or an EDI envelope) refuses before the rest of a large message is read.
@@ -165,11 +169,7 @@ async fn process(state: &AppState, req: Request) -> Response {
         }
         Err(e) => return log.failed(state, body_error(&*e, limit)).await,
     };
-    msg.set_header("CamelHttpMethod", parts.method.as_str());
-    msg.set_header("CamelHttpPath", path);
-    if let Some(q) = parts.uri.query() {
-        msg.set_header("CamelHttpQuery", q);
-    }
+    set_camel_headers(&mut msg, &parts, path);
     let processed = {
         let live = state.live();
         let env = Env {
@@ -302,12 +302,105 @@ async fn enqueue(
     resp
 }
 
+/// Runs the steps on the headers alone and streams the body to the back end and its answer
+/// back (see [`crate::forward`]); only for flows that [stream](postern_flow::Flow::streams).
+async fn stream_through(
+    state: &AppState,
+    flow: &Arc<DeployedFlow>,
+    mut log: MplDraft,
+    msg: Message,
+    body: Body,
+    limit: u64,
+) -> Response {
+    let processed = {
+        let live = state.live();
+        let env = Env {
+            directory: &live.directory,
+        };
+        flow.flow.process(msg, &env)
+    };
+    log.partner = processed.partner;
+    let (receiver, request) = match processed.outcome {
+        Ok(Next::Forward(receiver, request)) => (receiver, request),
+        Ok(_) => {
+            discard(body).await;
+            let e = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "flow_error",
+                "flow cannot stream",
+            );
+            return log.failed(state, e).await;
+        }
+        Err(e) => {
+            discard(body).await;
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+        }
+    };
+    let (body, over) = crate::forward::SenderBody::new(body, limit);
+    let guid = log.guid.clone();
+    let sent = receiver
+        .send_streaming(
+            &request,
+            reqwest::Body::wrap(body),
+            &[(MPL_HEADER, guid.as_str())],
+        )
+        .await;
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let (headers, content_type) = HttpReceiver::returned_headers(resp.headers());
+            let body = crate::forward::answer_body(resp, receiver.max_response());
+            let answer = answer(flow, status, &headers, content_type, body);
+            if status < 400 {
+                log.completed(state, answer).await
+            } else {
+                log.failed_with(state, answer, format!("the receiver answered {status}"))
+                    .await
+            }
+        }
+        Err(_) if over.load(std::sync::atomic::Ordering::Relaxed) => {
+            log.failed(state, ApiError::too_large(limit)).await
+        }
+        Err(e) => {
+            let e = e.to_step_error();
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            log.failed(state, ApiError::new(status, e.kind, e.message)).await
+        }
+    }
+}
+
+fn set_camel_headers(msg: &mut Message, parts: &axum::http::request::Parts, path: &str) {
+    msg.set_header("CamelHttpMethod", parts.method.as_str());
+    msg.set_header("CamelHttpPath", path);
+    if let Some(q) = parts.uri.query() {
+        msg.set_header("CamelHttpQuery", q);
+    }
+}
+
 /// The sender's answer from a flow's reply (or a back end's answer).
 fn reply_response(flow: &DeployedFlow, reply: Reply) -> Response {
-    let mut resp = Response::new(Body::from(reply.body));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    answer(
+        flow,
+        reply.status,
+        &reply.headers,
+        reply.content_type,
+        Body::from(reply.body),
+    )
+}
+
+/// An answer with a status, headers (invalid ones left out and logged), content type and body.
+fn answer(
+    flow: &DeployedFlow,
+    status: u16,
+    headers: &[(String, String)],
+    content_type: Option<String>,
+    body: Body,
+) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();
-    for (name, value) in &reply.headers {
+    for (name, value) in headers {
         match (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value.as_str()),
@@ -320,7 +413,7 @@ fn reply_response(flow: &DeployedFlow, reply: Reply) -> Response {
             }
         }
     }
-    if let Some(ct) = reply.content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
         h.insert(CONTENT_TYPE, ct);
     }
     resp

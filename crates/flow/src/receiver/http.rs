@@ -258,31 +258,85 @@ impl HttpReceiver {
         })
     }
 
-    /// Sends a request and reads the answer (bounded). A 5xx answer is a failure; anything
-    /// else is the back end's answer to hand on.
-    pub async fn send(&self, out: &Outgoing, extra: &[(&str, &str)]) -> Result<Reply, DeliveryError> {
+    /// Whether the URL or the extra headers read the body.
+    pub fn reads_body(&self) -> bool {
+        self.url.reads_body() || self.headers.iter().any(|(_, t)| t.reads_body())
+    }
+
+    /// Sends a request whose body streams from `body` and hands back the answer as it arrives
+    /// (status and headers read, the body left to stream). A 5xx answer is a failure.
+    pub async fn send_streaming(
+        &self,
+        out: &Outgoing,
+        body: reqwest::Body,
+        extra: &[(&str, &str)],
+    ) -> Result<reqwest::Response, DeliveryError> {
         let shown = shown_url(&out.url);
+        let resp = self
+            .request(out, extra)?
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.failure(&shown, &e))?;
+        let status = resp.status().as_u16();
+        if status >= 500 {
+            return Err(DeliveryError::Status(
+                status,
+                format!("the receiver at {shown} answered {status}"),
+            ));
+        }
+        Ok(resp)
+    }
+
+    /// The largest answer read from the back end.
+    pub fn max_response(&self) -> usize {
+        self.max_response
+    }
+
+    /// Response headers of a back end that go back to the sender, and its content type.
+    pub fn returned_headers(headers: &reqwest::header::HeaderMap) -> (Vec<(String, String)>, Option<String>) {
+        let mut out = Vec::new();
+        let mut content_type = None;
+        for (n, v) in headers {
+            let Ok(v) = v.to_str() else { continue };
+            if n == reqwest::header::CONTENT_TYPE {
+                content_type = Some(v.to_owned());
+            } else if !NOT_RETURNED.contains(&n.as_str()) {
+                out.push((n.as_str().to_owned(), v.to_owned()));
+            }
+        }
+        (out, content_type)
+    }
+
+    fn request(
+        &self,
+        out: &Outgoing,
+        extra: &[(&str, &str)],
+    ) -> Result<reqwest::RequestBuilder, DeliveryError> {
         let method = reqwest::Method::from_bytes(out.method.as_bytes())
             .map_err(|_| DeliveryError::BadAnswer(format!("invalid method {:?}", out.method)))?;
-        let mut req = self.client.request(method, &out.url).body(out.body.clone());
+        let mut req = self.client.request(method, &out.url);
         for (n, v) in &out.headers {
             req = req.header(n.as_str(), v.as_str());
         }
         for (n, v) in extra {
             req = req.header(*n, *v);
         }
-        let resp = req.send().await.map_err(|e| self.failure(&shown, &e))?;
+        Ok(req)
+    }
+
+    /// Sends a request and reads the answer (bounded). A 5xx answer is a failure; anything
+    /// else is the back end's answer to hand on.
+    pub async fn send(&self, out: &Outgoing, extra: &[(&str, &str)]) -> Result<Reply, DeliveryError> {
+        let shown = shown_url(&out.url);
+        let resp = self
+            .request(out, extra)?
+            .body(out.body.clone())
+            .send()
+            .await
+            .map_err(|e| self.failure(&shown, &e))?;
         let status = resp.status().as_u16();
-        let mut headers = Vec::new();
-        let mut content_type = None;
-        for (n, v) in resp.headers() {
-            let Ok(v) = v.to_str() else { continue };
-            if n == reqwest::header::CONTENT_TYPE {
-                content_type = Some(v.to_owned());
-            } else if !NOT_RETURNED.contains(&n.as_str()) {
-                headers.push((n.as_str().to_owned(), v.to_owned()));
-            }
-        }
+        let (headers, content_type) = Self::returned_headers(resp.headers());
         if resp
             .content_length()
             .is_some_and(|l| l > self.max_response as u64)

@@ -24,6 +24,13 @@ impl Step for ContentModifier {
         "content_modifier"
     }
 
+    fn needs_body(&self) -> bool {
+        self.headers
+            .iter()
+            .chain(&self.properties)
+            .any(|(_, t)| t.reads_body())
+    }
+
     fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
         for (name, value) in &self.headers {
             let v = value.render_in(msg, Some(env.directory));

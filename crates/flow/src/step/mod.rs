@@ -36,6 +36,12 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     /// Processes the message in place.
     fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError>;
 
+    /// Whether this step reads the body. A flow whose steps and receiver do not may stream the
+    /// body from the sender to the back end without holding it.
+    fn needs_body(&self) -> bool {
+        true
+    }
+
     /// How many leading body bytes this step needs to decide whether the message may go on, when
     /// that does not depend on the rest (`None`: the whole body, or the step never refuses).
     fn prefix(&self) -> Option<usize> {

@@ -71,6 +71,10 @@ impl Step for PartnerAuthorization {
         Ok(())
     }
 
+    fn needs_body(&self) -> bool {
+        self.extractor.prefix_len() != Some(0)
+    }
+
     fn prefix(&self) -> Option<usize> {
         self.extractor.prefix_len()
     }

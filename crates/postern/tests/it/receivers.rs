@@ -90,6 +90,7 @@ impl Backend {
                     )
                 }
             });
+        let app = app.layer(axum::extract::DefaultBodyLimit::disable());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -553,4 +554,61 @@ async fn queue_delivers_every_acknowledged_message_once_after_sigkill() {
     assert_eq!(ids.len(), acknowledged.len(), "none delivered twice");
     let (_, queues) = s.admin(M::GET, "/admin/v1/queues", None).await;
     assert_eq!(queues[0]["messages"]["DELIVERED"], 200, "{queues}");
+}
+
+#[tokio::test]
+async fn http_streams_bodies_the_flow_does_not_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let back = Backend::start(Mode::Ok).await;
+    let yaml = format!(
+        "id: big\nsender:\n  adapter: https\n  address: /big\n  roles: [Orders.Send]\n  max_body_bytes: 16777216\nsteps:\n  - content_modifier: {{ headers: {{ X-Seen: \"${{header.X-Source}}\" }} }}\nreceiver:\n  http: {{ url: \"{}/big\" }}\n",
+        back.url
+    );
+    deployed(&s, &yaml).await;
+    // 12 MiB with a length, passed through whole.
+    let big = vec![b'x'; 12 << 20];
+    let resp = s
+        .http
+        .post(s.at("/http/big"))
+        .header("authorization", basic(&id, &secret))
+        .header("x-source", "erp")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.text().await.expect("body"), "backend said 201");
+    let got = back.received();
+    assert_eq!(got[0].body.len(), big.len());
+    assert_eq!(got[0].headers["x-seen"], "erp");
+
+    // Chunked, without a length, over the limit: 413 while it streams, and the MPL says so.
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let auth = String::from_utf8(basic(&id, &secret)).expect("ascii");
+    let head = format!(
+        "POST /http/big HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b'y'; 1 << 20];
+    for _ in 0..17 {
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        if tcp.write_all(&framed).await.is_err() {
+            break; // the server may stop reading once it has refused
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(
+        back.received().len(),
+        1,
+        "the cut-off body never counted as received"
+    );
 }
