@@ -233,6 +233,26 @@ pub struct TokenKey {
     pub retired_at: Option<i64>,
 }
 
+/// A credential Postern presents to a back end, as stored: the secret part (password, token or
+/// private key PEM) sealed under the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCredential {
+    /// Its name, which flows use.
+    pub name: String,
+    /// `basic`, `bearer` or `certificate`.
+    pub kind: String,
+    /// The user of a `basic` credential (empty otherwise).
+    pub user: String,
+    /// The certificate chain (PEM) of a `certificate` credential (empty otherwise).
+    pub certificate: String,
+    /// The sealed secret.
+    pub secret_enc: Vec<u8>,
+    /// Last change, Unix ms.
+    pub modified_at: i64,
+    /// Who made it.
+    pub modified_by: String,
+}
+
 /// Postern's local CA as stored: one per deployment, shared by every node of a database, its
 /// private key sealed under the master key.
 #[derive(Clone, Debug, PartialEq, Eq)]

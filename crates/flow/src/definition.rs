@@ -65,6 +65,28 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The back-end credential the receiver presents, if any.
+    pub fn credential(&self) -> Option<&str> {
+        match &self.receiver {
+            Receiver::Http(h) => h.credential(),
+            Receiver::Queue(q) => q.target.credential(),
+            Receiver::Reply(_) => None,
+        }
+    }
+
+    /// Binds the receiver's credential (see [`HttpReceiver::bind`]).
+    pub fn bind_credentials(
+        &mut self,
+        lookup: &dyn Fn(&str) -> Option<crate::receiver::BackendCredential>,
+    ) -> Result<(), Error> {
+        let (receiver, field) = match &mut self.receiver {
+            Receiver::Http(h) => (h, "receiver.http.credential"),
+            Receiver::Queue(q) => (&mut q.target, "receiver.queue.target.http.credential"),
+            Receiver::Reply(_) => return Ok(()),
+        };
+        receiver.bind(lookup).map_err(|m| Error::invalid(field, m))
+    }
+
     /// The step kinds, in order (for status pages).
     pub fn step_kinds(&self) -> Vec<&'static str> {
         self.steps.iter().map(|s| s.kind()).collect()

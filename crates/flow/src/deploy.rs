@@ -32,6 +32,14 @@ pub async fn deploy(ctx: &Ctx<'_>, path_id: Option<&str>, yaml: &str) -> Result<
             ));
         }
     }
+    if let Some(name) = flow.credential()
+        && !ctx.store.credentials().await?.iter().any(|c| c.name == name)
+    {
+        return Err(Error::invalid(
+            "receiver.credential",
+            format!("credential {name} does not exist; create it under credentials first"),
+        ));
+    }
     for other in ctx.store.flows().await? {
         if other.id == flow.id {
             continue;

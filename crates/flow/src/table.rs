@@ -9,6 +9,7 @@ use postern_core::Error;
 use postern_core::model::StoredFlow;
 
 use crate::definition::{Flow, parse_flow};
+use crate::receiver::BackendCredential;
 
 /// A flow as deployed: compiled, with where it came from.
 #[derive(Debug)]
@@ -34,11 +35,16 @@ pub struct FlowTable {
 impl FlowTable {
     /// Compiles stored flows. A flow that no longer compiles is left out and returned with its
     /// error so the caller can report it; the others still serve.
-    pub fn build(stored: &[StoredFlow]) -> (Self, Vec<(String, Error)>) {
+    /// Credentials are looked up by name and bound to the receivers that present them.
+    pub fn build(
+        stored: &[StoredFlow],
+        credentials: &dyn Fn(&str) -> Option<BackendCredential>,
+    ) -> (Self, Vec<(String, Error)>) {
         let mut table = Self::default();
         let mut failed = Vec::new();
         for s in stored {
-            match parse_flow(&s.yaml) {
+            let compiled = parse_flow(&s.yaml).and_then(|mut f| f.bind_credentials(credentials).map(|()| f));
+            match compiled {
                 Ok(flow) => {
                     let d = Arc::new(DeployedFlow {
                         flow,
@@ -117,11 +123,14 @@ mod tests {
 
     #[test]
     fn routes_exact_case_insensitive_and_longest_wildcard() {
-        let (t, failed) = FlowTable::build(&[
-            stored("a", "/orders"),
-            stored("b", "/partners/*"),
-            stored("c", "/partners/acme/*"),
-        ]);
+        let (t, failed) = FlowTable::build(
+            &[
+                stored("a", "/orders"),
+                stored("b", "/partners/*"),
+                stored("c", "/partners/acme/*"),
+            ],
+            &|_| None,
+        );
         assert!(failed.is_empty());
         let id = |p: &str| t.route(p).map(|f| f.flow.id.to_string());
         assert_eq!(id("/orders").as_deref(), Some("a"));

@@ -111,7 +111,8 @@ impl Follower {
                             None => all = true,
                         }
                     }
-                    "flows" | "flow_roles" => flows = true,
+                    // Flows are compiled with their back-end credentials.
+                    "flows" | "flow_roles" | "credentials" => flows = true,
                     "token_keys" => tokens = true,
                     _ => all = true,
                 }

@@ -429,7 +429,7 @@ impl AppState {
                 ));
             }
             Scope::Flows => {
-                let table = flow_table(&store.flows().await?);
+                let table = self.flow_table(&store.flows().await?).await?;
                 self.publish(next(
                     current.security.clone(),
                     Arc::new(table),
@@ -461,7 +461,7 @@ impl AppState {
         );
         let tls = self.tls_config(&trusted)?;
         let tokens = self.token_keys(&token_keys);
-        let table = flow_table(&flows);
+        let table = self.flow_table(&flows).await?;
         // The directory changes only through `write_partners`; keep the current one.
         let directory = self.0.live.load().directory.clone();
         self.publish(Live {
@@ -477,15 +477,26 @@ impl AppState {
 }
 
 /// The deployed flows compiled; a flow that no longer compiles is logged and not served.
-fn flow_table(flows: &[postern_core::model::StoredFlow]) -> FlowTable {
-    let (table, failed) = FlowTable::build(flows);
-    for (id, e) in failed {
-        tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
-    }
-    table
-}
-
 impl AppState {
+    /// Compiles the deployed flows with their back-end credentials opened; a flow that no longer
+    /// compiles (or names a credential that is gone) is logged and not served.
+    async fn flow_table(&self, flows: &[postern_core::model::StoredFlow]) -> Result<FlowTable> {
+        let stored = self.store().credentials().await?;
+        let lookup = |name: &str| {
+            let c = stored.iter().find(|c| c.name == name)?;
+            let opened = crate::admin::credentials::open(&self.0.sealer, c);
+            if opened.is_none() {
+                tracing::error!(credential = %name, "credential cannot be opened with this master key");
+            }
+            opened
+        };
+        let (table, failed) = FlowTable::build(flows, &lookup);
+        for (id, e) in failed {
+            tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
+        }
+        Ok(table)
+    }
+
     /// The token keys opened with this node's master key; a key it cannot open is logged.
     fn token_keys(&self, rows: &[postern_core::model::TokenKey]) -> TokenKeys {
         let (tokens, unreadable) = TokenKeys::build(

@@ -3,6 +3,7 @@
 //! Callers hold an `Arc<dyn Store>`. Queries are plain runtime SQL (no compile-time database).
 
 mod common;
+mod credentials;
 mod ctx;
 mod postgres;
 pub mod queue;
@@ -264,6 +265,7 @@ pub trait Store:
     + ChangeStore
     + SessionStore
     + QueueStore
+    + CredentialStore
     + Send
     + Sync
 {
@@ -283,7 +285,19 @@ impl<T> Store for T where
         + ChangeStore
         + SessionStore
         + QueueStore
+        + CredentialStore
         + Send
         + Sync
 {
+}
+
+/// Credentials presented to back ends.
+#[async_trait]
+pub trait CredentialStore {
+    /// All credentials by name.
+    async fn credentials(&self) -> Result<Vec<postern_core::model::StoredCredential>>;
+    /// Creates or replaces a credential; true when it was new.
+    async fn put_credential(&self, c: &postern_core::model::StoredCredential) -> Result<bool>;
+    /// Deletes a credential; false when there was none.
+    async fn delete_credential(&self, name: &str) -> Result<bool>;
 }

@@ -37,7 +37,7 @@ const WRITE_LOCK: i64 = 0x0070_6f73_7465_726e;
 /// The PostgreSQL store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {

@@ -32,8 +32,8 @@ const MPL_ROWS_PER_INSERT: usize = 200;
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
+    pub(crate) read: SqlitePool,
+    pub(crate) write: SqlitePool,
 }
 
 impl SqliteStore {

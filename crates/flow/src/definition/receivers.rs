@@ -13,6 +13,7 @@
 //!     timeout_ms: 60000
 //!     max_response_bytes: 41943040
 //!     ca: "-----BEGIN CERTIFICATE-----..."  # trust these instead of the system's roots
+//!     credential: erp-user             # a stored credential: Basic, bearer or client certificate
 //! ```
 //! ```yaml
 //! receiver:
@@ -69,6 +70,8 @@ pub(super) struct HttpDoc {
     max_response_bytes: Option<u64>,
     #[serde(default)]
     ca: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +204,7 @@ pub(super) fn http(d: HttpDoc, field: &str, yaml: &str) -> Result<HttpReceiver, 
         timeout,
         max_response,
         ca_pem: d.ca,
+        credential: d.credential,
     })
     .map_err(|m| bad("ca", m))
 }

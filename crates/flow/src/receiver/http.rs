@@ -52,6 +52,40 @@ const NOT_RETURNED: [&str; 9] = [
     "set-cookie",
 ];
 
+/// Text that must not show in logs or debug output (a password, token or private key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A credential presented to a back end, opened for use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendCredential {
+    /// HTTP Basic.
+    Basic {
+        /// User.
+        user: String,
+        /// Password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// A client certificate for TLS.
+    Certificate {
+        /// Certificate chain, PEM.
+        chain_pem: String,
+        /// Private key, PEM.
+        key_pem: Secret,
+    },
+}
+
 /// Which of the message's headers travel to the back end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forward {
@@ -73,6 +107,11 @@ pub struct HttpReceiver {
     timeout: Duration,
     max_response: usize,
     client: reqwest::Client,
+    connect_timeout: Duration,
+    ca_pem: Option<String>,
+    credential: Option<String>,
+    /// The `Authorization` value of a Basic or bearer credential, once bound.
+    authorization: Option<Secret>,
 }
 
 /// Settings of an [`HttpReceiver`] as the flow gives them.
@@ -98,6 +137,8 @@ pub struct HttpSettings {
     pub max_response: usize,
     /// PEM certificates to trust instead of the system's roots.
     pub ca_pem: Option<String>,
+    /// The name of the credential to present, bound later by [`HttpReceiver::bind`].
+    pub credential: Option<String>,
 }
 
 /// A request ready to be sent: what a queue stores.
@@ -163,24 +204,7 @@ impl DeliveryError {
 impl HttpReceiver {
     /// Builds the receiver and its client; the error says what is wrong with the settings.
     pub fn new(s: HttpSettings) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(s.connect_timeout)
-            .timeout(s.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("postern/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| format!("ca is not PEM certificates: {e}"))?;
-            if certs.is_empty() {
-                return Err("ca holds no certificate".into());
-            }
-            builder = builder.tls_certs_only(certs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = build_client(s.connect_timeout, s.timeout, s.ca_pem.as_deref(), None)?;
         Ok(Self {
             url: s.url,
             method: s.method,
@@ -191,7 +215,48 @@ impl HttpReceiver {
             timeout: s.timeout,
             max_response: s.max_response,
             client,
+            connect_timeout: s.connect_timeout,
+            ca_pem: s.ca_pem,
+            credential: s.credential,
+            authorization: None,
         })
+    }
+
+    /// The credential this receiver presents, by name.
+    pub fn credential(&self) -> Option<&str> {
+        self.credential.as_deref()
+    }
+
+    /// Binds the named credential: a Basic or bearer credential becomes the `Authorization` of
+    /// every request, a certificate the client's TLS identity. Fails when it does not exist.
+    pub fn bind(&mut self, lookup: &dyn Fn(&str) -> Option<BackendCredential>) -> Result<(), String> {
+        let Some(name) = &self.credential else {
+            return Ok(());
+        };
+        let c = lookup(name).ok_or_else(|| format!("credential {name} does not exist"))?;
+        match c {
+            BackendCredential::Basic { user, password } => {
+                use base64::Engine;
+                let pair = format!("{user}:{}", password.0);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                self.authorization = Some(Secret(format!("Basic {encoded}")));
+            }
+            BackendCredential::Bearer { token } => {
+                self.authorization = Some(Secret(format!("Bearer {}", token.0)));
+            }
+            BackendCredential::Certificate { chain_pem, key_pem } => {
+                let pem = format!("{}\n{}", key_pem.0, chain_pem);
+                let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                    .map_err(|e| format!("credential {name} is not a usable certificate and key: {e}"))?;
+                self.client = build_client(
+                    self.connect_timeout,
+                    self.timeout,
+                    self.ca_pem.as_deref(),
+                    Some(identity),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Renders the request for a processed message. Fails (500) when the URL does not come out
@@ -322,6 +387,12 @@ impl HttpReceiver {
         for (n, v) in extra {
             req = req.header(*n, *v);
         }
+        if let Some(auth) = &self.authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(&auth.0)
+                .map_err(|_| DeliveryError::BadAnswer("the credential is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
         Ok(req)
     }
 
@@ -439,4 +510,33 @@ fn cause(e: &reqwest::Error) -> String {
         source = next;
     }
     source.to_string()
+}
+
+fn build_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+    ca_pem: Option<&str>,
+    identity: Option<reqwest::Identity>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("postern/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| format!("ca is not PEM certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err("ca holds no certificate".into());
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -49,6 +49,10 @@ impl Client {
         self.call(Method::PATCH, path, Some(Body::Json(body))).await
     }
 
+    pub(crate) async fn put_json(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(Method::PUT, path, Some(Body::Json(body))).await
+    }
+
     pub(crate) async fn put_text(&self, path: &str, text: String) -> anyhow::Result<Value> {
         self.call(Method::PUT, path, Some(Body::Text(text))).await
     }

@@ -3,6 +3,7 @@
 mod cert;
 mod client;
 mod connectivity;
+mod credential;
 mod flow;
 mod mpl;
 mod partner;
@@ -78,6 +79,9 @@ enum Command {
     /// Durable queues of `queue` receivers: counts, messages, retry, discard.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Credentials presented to back ends (Basic, bearer token, client certificate).
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
     /// Certificate-to-user mappings.
     #[command(subcommand, name = "cert-mapping")]
     CertMapping(cert::MappingCommand),
@@ -121,6 +125,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flow(c) => flow::run(c, &Client::new(&cli.conn)?).await,
         Command::Mpl(c) => mpl::run(c, &Client::new(&cli.conn)?).await,
         Command::Queue(c) => queue::run(c, &Client::new(&cli.conn)?).await,
+        Command::Credential(c) => credential::run(c, &Client::new(&cli.conn)?).await,
         Command::CertMapping(c) => cert::run_mapping(c, &Client::new(&cli.conn)?).await,
         Command::Trust(c) => cert::run_trust(c, &Client::new(&cli.conn)?).await,
         Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,

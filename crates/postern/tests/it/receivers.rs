@@ -612,3 +612,156 @@ async fn http_streams_bodies_the_flow_does_not_read() {
         "the cut-off body never counted as received"
     );
 }
+
+#[tokio::test]
+async fn back_end_credentials_are_presented_and_never_stored_with_messages() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let auth = basic(&id, &secret);
+    let back = Backend::start(Mode::Ok).await;
+    let password = "backend-password-123";
+    let (st, v) = s
+        .admin(
+            M::PUT,
+            "/admin/v1/credentials/erp",
+            Some(json!({ "type": "basic", "user": "postern", "password": password })),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert!(!v.to_string().contains(password));
+
+    // Deploying with a credential that does not exist is refused.
+    let (st, v) = s
+        .deploy(&flow(
+            "c0",
+            "/c0",
+            "  http: { url: \"https://example.com\", credential: nope }",
+        ))
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .expect("m")
+            .contains("credential nope does not exist"),
+        "{v}"
+    );
+
+    deployed(
+        &s,
+        &flow(
+            "c1",
+            "/c1",
+            &format!("  http: {{ url: \"{}/c1\", credential: erp }}", back.url),
+        ),
+    )
+    .await;
+    let extra = format!(
+        "    target: {{ http: {{ url: \"{}/c2\", credential: erp }} }}\n",
+        back.url
+    );
+    let queue = format!("  queue:\n    name: c2\n{extra}");
+    deployed(&s, &flow("c2", "/c2", &queue)).await;
+
+    let resp = s.call("/c1", Some(&auth), "x").await;
+    assert_eq!(resp.status(), 201);
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("postern:{password}"))
+    );
+    assert_eq!(back.received()[0].headers["authorization"], expected.as_str());
+
+    let guid = guid_of(&s.call("/c2", Some(&auth), "y").await);
+    let v = queued_until(&s, &guid, |v| v["status"] == "DELIVERED").await;
+    assert_eq!(back.received()[1].headers["authorization"], expected.as_str());
+    assert!(
+        !v.to_string().to_ascii_lowercase().contains("authorization"),
+        "the credential is added at delivery, not stored with the message: {v}"
+    );
+
+    // Replaced: the flows present the new one at once.
+    let (st, _) = s
+        .admin(
+            M::PUT,
+            "/admin/v1/credentials/erp",
+            Some(json!({ "type": "bearer", "token": "tok-0123456789abcdef" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    s.call("/c1", Some(&auth), "z").await;
+    assert_eq!(
+        back.received()[2].headers["authorization"],
+        "Bearer tok-0123456789abcdef"
+    );
+
+    let (_, list) = s.admin(M::GET, "/admin/v1/credentials", None).await;
+    assert_eq!(list[0]["type"], "bearer");
+    assert_eq!(list[0]["usedBy"], json!(["c1", "c2"]));
+    assert!(!list.to_string().contains("tok-0123456789abcdef"));
+    let (st, v) = s.admin(M::DELETE, "/admin/v1/credentials/erp", None).await;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = s
+        .admin(
+            M::PUT,
+            "/admin/v1/credentials/bad",
+            Some(json!({ "type": "basic", "user": "a:b", "password": "p" })),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s
+        .admin(
+            M::PUT,
+            "/admin/v1/credentials/bad",
+            Some(json!({ "type": "certificate", "certificate": "x", "key": "y" })),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+}
+
+#[tokio::test]
+async fn certificate_credentials_authenticate_over_mtls() {
+    // Postern itself is the back end: its HTTPS listener with a certificate service key.
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    s.sender("Inner.Call", "inner-caller").await;
+    let (st, doc) = s
+        .admin(
+            M::POST,
+            "/admin/v1/service-instances/inner-caller/keys",
+            Some(json!({ "name": "cert", "parameters": { "key-type": "certificate", "key-length": 256 } })),
+        )
+        .await;
+    assert_eq!(st, 201, "{doc}");
+    let (cert, key) = (&doc["oauth"]["certificate"], &doc["oauth"]["key"]);
+    let (st, v) = s
+        .admin(
+            M::PUT,
+            "/admin/v1/credentials/mtls",
+            Some(json!({ "type": "certificate", "certificate": cert, "key": key })),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    deployed(
+        &s,
+        &crate::fixture::echo_user_flow("inner", "/inner", "Inner.Call"),
+    )
+    .await;
+    let ca = std::fs::read_to_string(s.dir.join("tls/ca.pem")).expect("ca.pem");
+    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
+    let receiver = format!(
+        "  http:\n    url: \"{}/http/inner\"\n    credential: mtls\n    ca: |\n{ca_block}",
+        s.https_url
+    );
+    deployed(&s, &flow("outer", "/outer", &receiver)).await;
+    let resp = s.call("/outer", Some(&basic(&id, &secret)), "x").await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.expect("body");
+    let (_, key_doc) = s
+        .admin(M::GET, "/admin/v1/service-instances/inner-caller/keys", None)
+        .await;
+    assert!(
+        body.starts_with("user=") && body.len() > "user=".len(),
+        "{body} / {key_doc}"
+    );
+}

@@ -6,6 +6,7 @@
 mod audit;
 pub(crate) mod cert_mappings;
 pub(crate) mod connectivity;
+pub(crate) mod credentials;
 mod explain;
 pub(crate) mod flows;
 pub(crate) mod instances;
@@ -38,6 +39,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(partner_directory::router())
         .merge(explain::router())
         .merge(queues::router())
+        .merge(credentials::router())
 }
 
 /// The API's description (OpenAPI 3.0), public like any API documentation.

@@ -42,6 +42,7 @@ on_both_backends!(
     mpl_keeps_the_first_entry_of_a_guid,
     partner_directory_pages_updates_and_names_the_failing_change,
     queue_stores_leases_retries_and_dedupes,
+    credentials_are_replaced_by_name,
 );
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -1082,4 +1083,26 @@ async fn queue_stores_leases_retries_and_dedupes(s: &dyn Store) {
         s.queued("g2").await.expect("read").is_some(),
         "pending messages stay"
     );
+}
+
+async fn credentials_are_replaced_by_name(s: &dyn Store) {
+    use postern_core::model::StoredCredential;
+    let c = |user: &str, at: i64| StoredCredential {
+        name: "erp".into(),
+        kind: "basic".into(),
+        user: user.into(),
+        certificate: String::new(),
+        secret_enc: vec![1, 2, 3],
+        modified_at: at,
+        modified_by: "admin".into(),
+    };
+    assert!(s.put_credential(&c("u1", 1)).await.expect("put"));
+    assert!(
+        !s.put_credential(&c("u2", 2)).await.expect("put"),
+        "replaced, not new"
+    );
+    assert_eq!(s.credentials().await.expect("list"), vec![c("u2", 2)]);
+    assert!(s.delete_credential("erp").await.expect("delete"));
+    assert!(!s.delete_credential("erp").await.expect("delete"));
+    assert!(s.credentials().await.expect("list").is_empty());
 }
