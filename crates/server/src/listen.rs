@@ -19,11 +19,10 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -78,7 +77,9 @@ async fn accept_loop(
         builder: Arc::new(builder(&limits)),
         idle_timeout: limits.idle_timeout,
     };
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver: `true` asks it to finish; the drain ends when all
+    // receivers are gone.
+    let (stop, stopping) = watch::channel(false);
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let connections = limits.connections();
     tokio::pin!(shutdown);
@@ -104,7 +105,7 @@ async fn accept_loop(
             },
             _ = &mut shutdown => break,
         };
-        let (shared, watcher) = (shared.clone(), graceful.watcher());
+        let (shared, watcher) = (shared.clone(), stopping.clone());
         if !tls {
             tokio::spawn(async move {
                 let _slot = slot;
@@ -130,7 +131,12 @@ async fn accept_loop(
             connection(stream, peer, Some(cert), shared, watcher).await;
         });
     }
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+    // Closed now, not after the drain: new connections are refused instead of waiting in a
+    // backlog nobody reads.
+    drop(listener);
+    drop(stopping);
+    let _ = stop.send(true);
+    if tokio::time::timeout(limits.drain_timeout, stop.closed())
         .await
         .is_err()
     {
@@ -197,7 +203,7 @@ async fn connection<IO>(
     peer: SocketAddr,
     cert: Option<Option<PeerCertificate>>,
     shared: Shared,
-    watcher: Watcher,
+    watcher: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -226,14 +232,35 @@ async fn connection<IO>(
     let conn = shared
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
-    tokio::select! {
-        ended = watcher.watch(conn.into_owned()) => {
-            if let Err(e) = ended {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+    tokio::pin!(conn);
+    let mut stop = watcher;
+    let mut draining = false;
+    // An idle connection asked to close gets this long to do so cleanly (TLS close_notify,
+    // HTTP/2 GOAWAY), so a client that stopped reading cannot hold it open.
+    let mut give_up: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline = give_up.unwrap_or_else(|| tokio::time::Instant::now() + shared.idle_timeout);
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
             }
-        }
-        () = activity.idle(shared.idle_timeout) => {
-            tracing::debug!(%peer, "closed an idle connection");
+            _ = stop.wait_for(|s| *s), if !draining && give_up.is_none() => {
+                // Requests in flight finish; the accept loop bounds the drain.
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            () = activity.idle(shared.idle_timeout), if !draining && give_up.is_none() => {
+                tracing::debug!(%peer, "closing an idle connection");
+                conn.as_mut().graceful_shutdown();
+                give_up = Some(tokio::time::Instant::now() + shared.idle_timeout);
+            }
+            () = tokio::time::sleep_until(deadline), if give_up.is_some() => {
+                tracing::debug!(%peer, "dropped an idle connection that did not close");
+                return;
+            }
         }
     }
 }
