@@ -100,6 +100,14 @@ async fn too_many_or_too_large_headers_get_431() {
     let v: Value = resp.json().await.expect("JSON");
     assert_eq!(v["error"], "request_header_fields_too_large");
     assert!(v["messageId"].is_string());
+    let big = client
+        .get(format!("{}/healthz", s.https_url))
+        .header("x-large", "a".repeat(70 * 1024))
+        .send()
+        .await
+        .expect("h2 request");
+    // The h2 layer refuses a header list over the limit with a bodiless 431.
+    assert_eq!(big.status(), 431);
     // Within the limits all is well.
     let ok = client
         .get(format!("{}/healthz", s.https_url))
