@@ -34,7 +34,8 @@ pub struct Limits {
     /// Longest a request body may stall (no bytes arriving while a handler waits for them)
     /// before the request is answered 408.
     pub body_timeout: Duration,
-    /// An open connection with no request in flight and no bytes moving is closed after this.
+    /// An open connection with no request in flight (until its answer is written) for this long
+    /// is closed.
     pub idle_timeout: Duration,
     /// Most header lines in one request (HTTP/1: hyper answers 431 without a body; HTTP/2: 431
     /// in our JSON shape).

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -208,10 +208,6 @@ async fn connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let io = Tracked {
-        inner: io,
-        activity: activity.clone(),
-    };
     let (app, requests) = (shared.app, activity.clone());
     let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -224,9 +220,15 @@ async fn connection<IO>(
         let in_flight = requests.enter();
         let answer = app.clone().oneshot(req);
         async move {
-            let resp = answer.await;
-            drop(in_flight);
-            resp
+            // In flight until the answer's body is written (or dropped), not only until the
+            // handler returns: a long download is not idle.
+            let resp = answer.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                axum::body::Body::new(Answer {
+                    body,
+                    _in_flight: in_flight,
+                })
+            }))
         }
     });
     let conn = shared
@@ -236,7 +238,7 @@ async fn connection<IO>(
     let mut stop = watcher;
     let mut draining = false;
     // An idle connection asked to close gets this long to do so cleanly (TLS close_notify,
-    // HTTP/2 GOAWAY), so a client that stopped reading cannot hold it open.
+    // HTTP/2 GOAWAY) before it is dropped, so no client can hold it open by not cooperating.
     let mut give_up: Option<tokio::time::Instant> = None;
     loop {
         let deadline = give_up.unwrap_or_else(|| tokio::time::Instant::now() + shared.idle_timeout);
@@ -265,7 +267,7 @@ async fn connection<IO>(
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are being answered.
+/// When a connection last finished a request, and how many of its requests are in flight.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
@@ -281,26 +283,18 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn quiet(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
-    }
-
     fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
     }
 
-    /// Resolves once no request is in flight and no byte has moved for `timeout`. A handler
-    /// still working keeps its connection, however long it takes.
+    /// Resolves once no request has been in flight for `timeout`. Bytes alone (a head sent
+    /// slowly, HTTP/2 pings) do not keep a connection open; a request being answered does,
+    /// however long it takes.
     async fn idle(&self, timeout: Duration) {
         loop {
-            let quiet = self.quiet();
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+            let quiet = self.start.elapsed().saturating_sub(last);
             let busy = self.in_flight.load(Ordering::Acquire) > 0;
             if !busy && quiet >= timeout {
                 return;
@@ -316,62 +310,35 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
+        let ms = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_ms.store(ms, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// A connection's stream that notes every byte read or written in its [`Activity`].
-struct Tracked<IO> {
-    inner: IO,
-    activity: Arc<Activity>,
+/// An answer's body that keeps its request in flight until it is written or dropped.
+struct Answer {
+    body: axum::body::Body,
+    /// Held for its `Drop`.
+    _in_flight: InFlight,
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
-    fn poll_read(
+impl hyper::body::Body for Answer {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -89,7 +89,7 @@ pub(crate) struct ServeArgs {
     /// Seconds a request body may stall before the request is answered 408 [default: 60].
     #[arg(long, env = "POSTERN_BODY_TIMEOUT_SECONDS")]
     body_timeout_seconds: Option<u64>,
-    /// Seconds after which a connection with no request in flight and no traffic is closed
+    /// Seconds after which a connection with no request in flight is closed
     /// [default: 120].
     #[arg(long, env = "POSTERN_IDLE_TIMEOUT_SECONDS")]
     idle_timeout_seconds: Option<u64>,

@@ -285,6 +285,28 @@ async fn idle_keep_alive_connections_are_closed() {
             "tls {tls_listener}: idle connection not closed cleanly: {closed:?}"
         );
     }
+    // HTTP/2 (prior knowledge on the plain listener): a connection that only sends pings and
+    // never a request is idle too.
+    let stream = TcpStream::connect(host(&s.url)).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface and SETTINGS");
+    let pinger = tokio::spawn(async move {
+        let ping = b"\0\0\x08\x06\0\0\0\0\0pingping";
+        while wr.write_all(ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "an HTTP/2 connection with pings only stayed open");
+    // The server said goodbye with a GOAWAY frame (type 7) before closing.
+    assert!(
+        got.windows(4).any(|w| w[3] == 0x07 && w[0] == 0),
+        "no GOAWAY: {got:?}"
+    );
+    pinger.abort();
 }
 
 /// Sends `body` as `content_type` with the admin's credentials; returns status and JSON.
