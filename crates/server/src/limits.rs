@@ -143,6 +143,9 @@ async fn guard(State(limits): State<Arc<RequestLimits>>, req: Request, next: Nex
         return e.into_response();
     }
     let version = req.version();
+    // A flow's answer is the flow's business (a reply or a forwarded answer may well be a
+    // plain-text 4xx); the sender endpoint writes its own errors in the JSON shape already.
+    let flow_answer = req.uri().path().starts_with("/http/");
     let expired = Arc::new(AtomicBool::new(false));
     let req = if req.body().is_end_stream() {
         req
@@ -154,6 +157,9 @@ async fn guard(State(limits): State<Arc<RequestLimits>>, req: Request, next: Nex
     let resp = next.run(req).await;
     if expired.load(Ordering::Acquire) {
         return closing(timed_out(resp, limits.body_timeout), version);
+    }
+    if flow_answer {
+        return resp;
     }
     json_rejection(resp).await
 }

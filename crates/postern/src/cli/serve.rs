@@ -192,7 +192,8 @@ fn limits(args: &ServeArgs, file: &FileConfig) -> postern_server::Limits {
     l.max_header_bytes = args
         .max_header_bytes
         .or(file.max_header_bytes)
-        .unwrap_or(d.max_header_bytes);
+        .unwrap_or(d.max_header_bytes)
+        .max(8 * 1024);
     l.max_uri_bytes = args
         .max_uri_bytes
         .or(file.max_uri_bytes)

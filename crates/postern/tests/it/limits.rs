@@ -119,6 +119,26 @@ async fn too_many_or_too_large_headers_get_431() {
 }
 
 #[tokio::test]
+async fn plain_text_rejections_get_the_json_shape_but_flow_answers_stay_as_they_are() {
+    let s = Server::start().await;
+    // axum's own (plain-text) rejection of a path that does not decode answers in our shape.
+    let (st, v) = admin_raw(&s, Method::GET, "/admin/v1/flows/%FF", "text/plain", Vec::new()).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"], "bad_request");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("UTF-8")), "{v}");
+    assert!(v["messageId"].is_string(), "{v}");
+    // A flow that answers a plain-text 400 itself keeps its answer.
+    let (id, secret) = s.sender("Text.Send", "text").await;
+    let yaml = "id: text-reply\nsender:\n  adapter: https\n  address: /text\n  authorization: user-role\n  roles: [Text.Send]\nreceiver:\n  reply: { status: 400, body: \"nope\", content_type: \"text/plain\" }\n";
+    let (st, b) = s.deploy(yaml).await;
+    assert_eq!(st, 201, "{b}");
+    let resp = s.call("/text", Some(&basic(&id, &secret)), "x").await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(resp.text().await.expect("body"), "nope");
+}
+
+#[tokio::test]
 async fn an_overlong_url_gets_414() {
     let s = Server::start().await;
     let long = format!("/healthz?q={}", "a".repeat(9 * 1024));
