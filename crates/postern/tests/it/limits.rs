@@ -534,3 +534,27 @@ async fn sigterm_finishes_in_flight_requests_and_stores_their_mpls() {
         "every answered request has its MPL"
     );
 }
+
+#[tokio::test]
+async fn the_shutdown_timeout_bounds_the_drain() {
+    let mut s = Server::start_with(&["--shutdown-timeout-seconds", "1"]).await;
+    let (id, secret) = s.orders_flow().await;
+    let auth = basic(&id, &secret);
+    assert_eq!(s.call("/orders", Some(&auth), "<o/>").await.status(), 200);
+    // An upload that never finishes.
+    let mut stalled = plain(&s).await;
+    let auth_text = String::from_utf8(auth).expect("ascii");
+    let head = format!(
+        "POST /http/orders HTTP/1.1\r\nHost: x\r\nAuthorization: {auth_text}\r\nContent-Length: 10\r\n\r\nhello"
+    );
+    stalled.write_all(head.as_bytes()).await.expect("half a body");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.terminate().await, "clean exit once the shutdown timeout passed");
+    let answer = read_all(&mut stalled).await;
+    assert!(
+        answer.is_empty(),
+        "the stalled upload was cut, not answered: {answer}"
+    );
+    let s = s.start_again().await;
+    assert_eq!(mpl_count(&s).await, 1, "the answered request has its MPL");
+}
