@@ -218,11 +218,15 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(ApiError::new(
-                rejection.status(),
-                "bad_request",
-                rejection.body_text(),
-            )),
+            Err(rejection) => {
+                let status = rejection.status();
+                let kind = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    "payload_too_large"
+                } else {
+                    "bad_request"
+                };
+                Err(ApiError::new(status, kind, rejection.body_text()))
+            }
         }
     }
 }

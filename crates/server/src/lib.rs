@@ -1,8 +1,8 @@
 //! Postern's HTTP server: the sender endpoints (`/http/*`), the native admin API
 //! (`/admin/v1`), the SAP-compatible OData API (`/api/v1`), the web console (`/console`), health
 //! and metrics. [`app`] builds
-//! the router apart from any socket so tests can drive it; [`serve`] runs it on a listener with
-//! graceful shutdown.
+//! the router apart from any socket so tests can drive it; [`serve`] and [`serve_tls`] run it on a
+//! listener within [`Limits`], with graceful shutdown.
 
 mod admin;
 mod batch;
@@ -13,6 +13,7 @@ mod extract;
 pub mod follow;
 mod forward;
 pub mod guard;
+mod limits;
 mod listen;
 mod metrics;
 mod oauth;
@@ -22,14 +23,11 @@ mod sender;
 pub mod state;
 mod tls;
 
-use std::future::Future;
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::routing::get;
-use tokio::net::TcpListener;
 
-pub use listen::serve_tls;
+pub use limits::Limits;
+pub use listen::{serve, serve_tls};
 pub use state::{AppState, ServerConfig};
 pub use tls::{PeerCertificate, TlsIdentity};
 
@@ -80,14 +78,4 @@ async fn ready(
             axum::Json(serde_json::json!({ "status": "DATABASE_UNAVAILABLE", "snapshotVersion": version })),
         ),
     }
-}
-
-/// Serves the app on `listener` until `shutdown` resolves; in-flight requests then finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

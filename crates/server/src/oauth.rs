@@ -178,8 +178,19 @@ fn decoded(s: &str) -> Option<String> {
 
 async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_FORM).await else {
-        return oauth_error("invalid_request", "request body too large or unreadable").into_response();
+    let body = match axum::body::to_bytes(body, MAX_FORM).await {
+        Ok(b) => b,
+        Err(e)
+            if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
+            let description = format!("the request body exceeds {MAX_FORM} bytes");
+            return OAuthError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..oauth_error("invalid_request", description)
+            }
+            .into_response();
+        }
+        Err(_) => return oauth_error("invalid_request", "request body unreadable").into_response(),
     };
     let source = crate::extract::peer_of(&parts.extensions);
     let peer = parts.extensions.get::<PeerCertificate>();

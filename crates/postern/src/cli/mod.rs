@@ -54,6 +54,8 @@ pub(crate) struct Connection {
     json: bool,
 }
 
+// Parsed once per process: the size of `serve`'s options costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.

@@ -79,6 +79,32 @@ pub(crate) struct ServeArgs {
     /// Longest lockout of an identity, seconds [default: 900].
     #[arg(long, env = "POSTERN_LOCKOUT_MAX_SECONDS")]
     lockout_max_seconds: Option<u64>,
+    /// Most open connections, both listeners together; more wait in the backlog
+    /// [default: 10000].
+    #[arg(long, env = "POSTERN_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a client may take to send a request head (HTTP/1) [default: 30].
+    #[arg(long, env = "POSTERN_HEADER_TIMEOUT_SECONDS")]
+    header_timeout_seconds: Option<u64>,
+    /// Seconds a request body may stall before the request is answered 408 [default: 60].
+    #[arg(long, env = "POSTERN_BODY_TIMEOUT_SECONDS")]
+    body_timeout_seconds: Option<u64>,
+    /// Seconds after which a connection with no request in flight is closed
+    /// [default: 120].
+    #[arg(long, env = "POSTERN_IDLE_TIMEOUT_SECONDS")]
+    idle_timeout_seconds: Option<u64>,
+    /// Most header fields in one request; more get 431 [default: 100].
+    #[arg(long, env = "POSTERN_MAX_HEADERS")]
+    max_headers: Option<usize>,
+    /// Most bytes of a request head; more get 431 [default: 65536, at least 8192].
+    #[arg(long, env = "POSTERN_MAX_HEADER_BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Longest request target (path and query) in bytes; longer gets 414 [default: 8192].
+    #[arg(long, env = "POSTERN_MAX_URI_BYTES")]
+    max_uri_bytes: Option<usize>,
+    /// Seconds shutdown waits for requests in flight [default: 30].
+    #[arg(long, env = "POSTERN_SHUTDOWN_TIMEOUT_SECONDS")]
+    shutdown_timeout_seconds: Option<u64>,
 }
 
 /// The `--config` file: the same keys as the flags, unknown keys rejected.
@@ -99,6 +125,14 @@ struct FileConfig {
     lockout_address_after: Option<u32>,
     lockout_identity_after: Option<u32>,
     lockout_max_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_headers: Option<usize>,
+    max_header_bytes: Option<usize>,
+    max_uri_bytes: Option<usize>,
+    shutdown_timeout_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -114,6 +148,58 @@ struct Config {
     public_url: Option<String>,
     log_format: LogFormat,
     lockout: postern_server::guard::Policy,
+    limits: postern_server::Limits,
+}
+
+/// The connection and request limits: flag, then file, then default; times at least 1 s.
+fn limits(args: &ServeArgs, file: &FileConfig) -> postern_server::Limits {
+    let d = postern_server::Limits::default();
+    let secs = |flag: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+        flag.or(file)
+            .map(|s| std::time::Duration::from_secs(s.clamp(1, 86_400)))
+            .unwrap_or(default)
+    };
+    let mut l = postern_server::Limits::new(
+        args.max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections()),
+    );
+    l.header_timeout = secs(
+        args.header_timeout_seconds,
+        file.header_timeout_seconds,
+        d.header_timeout,
+    );
+    l.body_timeout = secs(
+        args.body_timeout_seconds,
+        file.body_timeout_seconds,
+        d.body_timeout,
+    );
+    l.idle_timeout = secs(
+        args.idle_timeout_seconds,
+        file.idle_timeout_seconds,
+        d.idle_timeout,
+    );
+    l.drain_timeout = secs(
+        args.shutdown_timeout_seconds,
+        file.shutdown_timeout_seconds,
+        d.drain_timeout,
+    );
+    l.max_headers = args
+        .max_headers
+        .or(file.max_headers)
+        .unwrap_or(d.max_headers)
+        .max(1);
+    l.max_header_bytes = args
+        .max_header_bytes
+        .or(file.max_header_bytes)
+        .unwrap_or(d.max_header_bytes)
+        .max(8 * 1024);
+    l.max_uri_bytes = args
+        .max_uri_bytes
+        .or(file.max_uri_bytes)
+        .unwrap_or(d.max_uri_bytes)
+        .max(1);
+    l
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -125,6 +211,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         }
         None => FileConfig::default(),
     };
+    let limits = limits(&args, &file);
     let data_dir = args
         .data_dir
         .or(file.data_dir)
@@ -192,6 +279,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
                 ..d
             }
         },
+        limits,
     })
 }
 
@@ -345,6 +433,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "postern listening"
     );
+    let limits = config.limits.clone();
     if https_addr.is_some() {
         tokio::spawn(watch_certificates(state.clone(), config, local_ca, served));
     }
@@ -357,19 +446,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let plain = {
-        let (state, rx) = (state.clone(), stop_rx.clone());
+        let (state, rx, limits) = (state.clone(), stop_rx.clone(), limits.clone());
         async move {
             match http {
-                Some(l) => postern_server::serve(l, state, stopped(rx)).await,
+                Some(l) => postern_server::serve(l, state, limits, stopped(rx)).await,
                 None => Ok(()),
             }
         }
     };
     let secure = {
-        let (state, rx) = (state.clone(), stop_rx.clone());
+        let (state, rx, limits) = (state.clone(), stop_rx.clone(), limits.clone());
         async move {
             match https {
-                Some(l) => postern_server::serve_tls(l, state, stopped(rx)).await,
+                Some(l) => postern_server::serve_tls(l, state, limits, stopped(rx)).await,
                 None => Ok(()),
             }
         }

@@ -192,7 +192,7 @@ impl Server {
 
     /// Starts a stopped server again on its data directory, database and addresses (the public
     /// URL, and so the token issuer, stay the same).
-    async fn start_again(mut self) -> Server {
+    pub(crate) async fn start_again(mut self) -> Server {
         let http = self.url.trim_start_matches("http://").to_owned();
         let https = self.https_url.trim_start_matches("https://").to_owned();
         let database = self.database.take();

@@ -7,6 +7,7 @@ mod admin_api;
 mod connectivity;
 mod fixture;
 mod lifecycle;
+mod limits;
 mod lockout;
 mod mpl;
 mod mtls;
