@@ -422,10 +422,17 @@ fn answer(
 /// The answer for a body that could not be read: over the flow's limit, or broken off.
 fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: u64) -> ApiError {
     if e.is::<http_body_util::LengthLimitError>() {
-        ApiError::too_large(limit)
-    } else {
-        ApiError::bad_request("the request body could not be read")
+        return ApiError::too_large(limit);
     }
+    // A body that stalled past the body timeout (the limits layer's error, somewhere in the chain).
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<crate::limits::BodyTimedOut>() {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", s.to_string());
+        }
+        source = s.source();
+    }
+    ApiError::bad_request("the request body could not be read")
 }
 
 /// Most of an unread request body read and dropped before an early error answer.
