@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! id: orders-inbound
+//! log_level: info                 # or none: only failed messages get an MPL
 //! sender:
 //!   adapter: https
 //!   address: /orders              # served at /http/orders
@@ -59,6 +60,9 @@ pub struct Flow {
     pub certificates: Vec<(Dn, Dn)>,
     /// Body limit in bytes.
     pub max_body_bytes: u64,
+    /// Whether messages that succeed get an MPL (`log_level: info`, the default) or only
+    /// failed ones do (`log_level: none`, SAP's log level *None*).
+    pub log_successes: bool,
     pub(crate) steps: Vec<Box<dyn Step>>,
     /// Where messages go after the steps.
     pub receiver: Receiver,
@@ -112,6 +116,8 @@ struct FlowDoc {
     #[allow(dead_code)]
     description: Option<String>,
     sender: SenderDoc,
+    #[serde(default)]
+    log_level: Option<String>,
     #[serde(default)]
     steps: Vec<StepDoc>,
     receiver: ReceiverDoc,
@@ -414,10 +420,26 @@ pub fn parse_flow(yaml: &str) -> Result<Flow, Error> {
             ));
         }
     };
+    let log_successes = match doc.log_level.as_deref() {
+        None | Some("info") => true,
+        Some("none") => false,
+        Some(_) => {
+            return Err(located(
+                yaml,
+                "log_level",
+                "log_level",
+                Error::invalid(
+                    "log_level",
+                    "must be info (every message) or none (failed messages only)",
+                ),
+            ));
+        }
+    };
     Ok(Flow {
         id,
         address,
         roles,
+        log_successes,
         certificates,
         max_body_bytes,
         steps,

@@ -496,6 +496,8 @@ struct MplDraft {
     start: i64,
     /// The partner a partner check established; the MPL's `Sender`.
     partner: Option<String>,
+    /// Whether a successful message is logged (`log_level: info`).
+    log_successes: bool,
 }
 
 impl MplDraft {
@@ -506,6 +508,7 @@ impl MplDraft {
             user: user.to_owned(),
             start: now_ms(),
             partner: None,
+            log_successes: flow.flow.log_successes,
         }
     }
 
@@ -535,6 +538,9 @@ impl MplDraft {
     }
 
     async fn finish(&mut self, state: &AppState, status: MplStatus, http_status: u16, error: Option<String>) {
+        if status == MplStatus::Completed && !self.log_successes {
+            return;
+        }
         let entry = Mpl {
             guid: self.guid.clone(),
             flow_id: std::mem::take(&mut self.flow_id),

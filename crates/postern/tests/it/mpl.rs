@@ -233,3 +233,34 @@ async fn integration_runtime_artifacts_in_sap_shape() {
         404
     );
 }
+
+#[tokio::test]
+async fn log_level_none_logs_only_failed_messages() {
+    let s = Server::start().await;
+    let (id, secret) = s.sender("Orders.Send", "orders").await;
+    let quiet =
+        echo_user_flow("quiet", "/quiet", "Orders.Send").replacen("sender:", "log_level: none\nsender:", 1);
+    assert_eq!(s.deploy(&quiet).await.0, 201);
+    let ok = s.call("/quiet", Some(&basic(&id, &secret)), "x").await;
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers().contains_key("sap_messageprocessinglogid"),
+        "the GUID is still given"
+    );
+    let denied = s
+        .call("/quiet", Some(&basic("nobody", "wrong-password-123")), "x")
+        .await;
+    assert_eq!(denied.status(), 401);
+    // An oversized body fails inside the flow: that one is logged.
+    let big = "x".repeat(4096);
+    let failed = s.call("/quiet", Some(&basic(&id, &secret)), &big).await;
+    assert_eq!(failed.status(), 413);
+    wait_for(&s, 1).await;
+    let (_, v) = odata(&s, "").await;
+    assert_eq!(v["d"]["results"][0]["Status"], "FAILED");
+    assert_eq!(v["d"]["results"][0]["IntegrationFlowName"], "quiet");
+    let (st, v) = s
+        .deploy(&quiet.replace("log_level: none", "log_level: debug"))
+        .await;
+    assert_eq!(st, 400, "{v}");
+}
