@@ -765,3 +765,59 @@ async fn certificate_credentials_authenticate_over_mtls() {
         "{body} / {key_doc}"
     );
 }
+
+#[tokio::test]
+async fn nodes_share_a_queue_without_double_delivery() {
+    let nodes = Server::start_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (id, secret) = a.sender("Orders.Send", "orders").await;
+    let auth = basic(&id, &secret);
+    // Slow enough that both nodes' workers have deliveries in flight at once.
+    let back = Backend::start(Mode::Slow(Duration::from_millis(20))).await;
+    deployed(
+        a,
+        &queue_flow("shared", "/shared", &format!("{}/q", back.url), ""),
+    )
+    .await;
+    // Node B serves the flow once it has followed the deployment.
+    for _ in 0..100 {
+        if b.call("/shared", Some(&auth), "probe").await.status() == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut acknowledged = HashSet::new();
+    for i in 0..200 {
+        let node = if i % 2 == 0 { a } else { b };
+        let resp = node.call("/shared", Some(&auth), &format!("m{i}")).await;
+        assert_eq!(resp.status(), 202);
+        acknowledged.insert(guid_of(&resp));
+    }
+    for _ in 0..600 {
+        if back.received().len() > acknowledged.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = back
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers["sap_messageprocessinglogid"]
+                .to_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let distinct: HashSet<String> = ids.iter().cloned().collect();
+    assert!(
+        acknowledged.is_subset(&distinct),
+        "every acknowledged message delivered"
+    );
+    assert_eq!(
+        ids.len(),
+        distinct.len(),
+        "no message delivered twice by the two nodes"
+    );
+}
