@@ -170,13 +170,7 @@ async fn process(state: &AppState, req: Request) -> Response {
         Err(e) => return log.failed(state, body_error(&*e, limit)).await,
     };
     set_camel_headers(&mut msg, &parts, path);
-    let processed = {
-        let live = state.live();
-        let env = Env {
-            directory: &live.directory,
-        };
-        flow.flow.process(msg, &env)
-    };
+    let processed = run_steps(state, &flow, msg);
     log.partner = processed.partner;
     let next = match processed.outcome {
         Ok(next) => next,
@@ -312,13 +306,7 @@ async fn stream_through(
     body: Body,
     limit: u64,
 ) -> Response {
-    let processed = {
-        let live = state.live();
-        let env = Env {
-            directory: &live.directory,
-        };
-        flow.flow.process(msg, &env)
-    };
+    let processed = run_steps(state, flow, msg);
     log.partner = processed.partner;
     let (receiver, request) = match processed.outcome {
         Ok(Next::Forward(receiver, request)) => (receiver, request),
@@ -368,6 +356,15 @@ async fn stream_through(
             log.failed(state, ApiError::new(status, e.kind, e.message)).await
         }
     }
+}
+
+/// Runs a flow's steps against the Partner Directory of this moment.
+fn run_steps<'f>(state: &AppState, flow: &'f DeployedFlow, msg: Message) -> postern_flow::Processed<'f> {
+    let live = state.live();
+    let env = Env {
+        directory: &live.directory,
+    };
+    flow.flow.process(msg, &env)
 }
 
 fn set_camel_headers(msg: &mut Message, parts: &axum::http::request::Parts, path: &str) {

@@ -108,6 +108,27 @@ impl Backend {
     fn attempts(&self) -> usize {
         self.seen.lock().expect("seen").attempts
     }
+
+    /// Waits until at least `n` requests were received (or 30 s), then a moment more, so that
+    /// a second delivery of anything would show; the message ids received, in order.
+    async fn ids_after(&self, n: usize) -> Vec<String> {
+        for _ in 0..600 {
+            if self.received().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.received()
+            .iter()
+            .map(|r| {
+                r.headers["sap_messageprocessinglogid"]
+                    .to_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect()
+    }
 }
 
 fn flow(id: &str, address: &str, receiver: &str) -> String {
@@ -528,24 +549,7 @@ async fn queue_delivers_every_acknowledged_message_once_after_sigkill() {
     assert_eq!(acknowledged.len(), 200);
     let s = s.kill_and_restart().await;
     back.set(Mode::Ok);
-    for _ in 0..600 {
-        if back.received().len() >= acknowledged.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // A moment more, so that a second delivery of anything would show.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let ids: Vec<String> = back
-        .received()
-        .iter()
-        .map(|r| {
-            r.headers["sap_messageprocessinglogid"]
-                .to_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
+    let ids = back.ids_after(acknowledged.len()).await;
     let distinct: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(
         distinct, acknowledged,
@@ -793,23 +797,7 @@ async fn nodes_share_a_queue_without_double_delivery() {
         assert_eq!(resp.status(), 202);
         acknowledged.insert(guid_of(&resp));
     }
-    for _ in 0..600 {
-        if back.received().len() > acknowledged.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let ids: Vec<String> = back
-        .received()
-        .iter()
-        .map(|r| {
-            r.headers["sap_messageprocessinglogid"]
-                .to_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
+    let ids = back.ids_after(acknowledged.len() + 1).await;
     let distinct: HashSet<String> = ids.iter().cloned().collect();
     assert!(
         acknowledged.is_subset(&distinct),
