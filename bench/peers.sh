@@ -58,10 +58,11 @@ PY
   PEER_BCRYPT=""
   if need htpasswd; then
     # $2y$10$...: bcrypt cost 10 (the password goes through stdin, not the process list).
-    printf '%s\n' "$PEER_PW" | htpasswd -niBC 10 "$PEER_USER" >"$PEER_DIR/htpasswd-bcrypt" 2>/dev/null
+    printf '%s\n' "$PEER_PW" | htpasswd -niBC 10 "$PEER_USER" >"$PEER_DIR/htpasswd-bcrypt" 2>/dev/null || true
     PEER_BCRYPT=$(cut -d: -f2- "$PEER_DIR/htpasswd-bcrypt")
+    [[ "$PEER_BCRYPT" == \$2* ]] || { PEER_BCRYPT=""; PEER_MISSING[htpasswd]="htpasswd -B made no bcrypt hash"; }
   fi
-  PEER_SHA512=$(printf '%s\n' "$PEER_PW" | openssl passwd -6 -stdin) # $6$: sha512-crypt, 5000 rounds
+  PEER_SHA512=$(printf '%s\n' "$PEER_PW" | openssl passwd -6 -stdin || true) # $6$: sha512-crypt, 5000 rounds
   [ -z "${PEER_MISSING[nginx]:-}" ] && start_nginx
   [ -z "${PEER_MISSING[haproxy]:-}" ] && start_haproxy
   [ -z "${PEER_MISSING[caddy]:-}" ] && start_caddy
@@ -87,17 +88,19 @@ peer_up() { # KEY PORT [curl options]
   return 1
 }
 
+# try_files runs after nginx's access phase, so auth_basic is checked before @ok answers; a plain
+# `return` would run in the rewrite phase, before auth_basic, and skip it.
+ngx_locations() { # HTPASSWD_FILE
+  printf 'location / { auth_basic "bench"; auth_basic_user_file %s; try_files /.none @ok; }\n' "$1"
+  printf '    location @ok { default_type text/plain; return 200 "ok"; }\n'
+}
 start_nginx() {
   NGX_BCRYPT=$(free_port) NGX_SHA=$(free_port) NGX_TLS=$(free_port)
   mkdir -p "$PEER_DIR/nginx"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$PEER_DIR/nginx/key.pem" \
-    -out "$PEER_DIR/nginx/cert.pem" >/dev/null 2>&1
+    -out "$PEER_DIR/nginx/cert.pem" >/dev/null 2>&1 || echo "openssl could not make the TLS certificate" >&2
   local user=""; [ "$(id -u)" = 0 ] && user="user root;" # workers must read the 0700 work dir
-  # try_files runs after the access phase, so auth_basic is checked before @ok answers; a plain
-  # `return` would run in the rewrite phase, before auth_basic, and skip it.
-  local loc='location / { auth_basic "bench"; auth_basic_user_file %s; try_files /.none @ok; }
-    location @ok { default_type text/plain; return 200 "ok"; }'
   cat >"$PEER_DIR/nginx/nginx.conf" <<EOF
 $user
 worker_processes auto;
@@ -116,24 +119,24 @@ http {
   root $PEER_DIR/nginx;
   server {
     listen 127.0.0.1:$NGX_BCRYPT;
-    $(printf "$loc" "$PEER_DIR/htpasswd-bcrypt")
+    $(ngx_locations "$PEER_DIR/htpasswd-bcrypt")
   }
   server {
     listen 127.0.0.1:$NGX_SHA;
-    $(printf "$loc" "$PEER_DIR/htpasswd-sha")
+    $(ngx_locations "$PEER_DIR/htpasswd-sha")
   }
   server {
     listen 127.0.0.1:$NGX_TLS ssl;
     ssl_certificate $PEER_DIR/nginx/cert.pem;
     ssl_certificate_key $PEER_DIR/nginx/key.pem;
     ssl_protocols TLSv1.3;
-    $(printf "$loc" "$PEER_DIR/htpasswd-sha")
+    $(ngx_locations "$PEER_DIR/htpasswd-sha")
   }
 }
 EOF
   spawn_peer nginx nginx -p "$PEER_DIR/nginx" -e "$PEER_DIR/nginx/error.log" -c "$PEER_DIR/nginx/nginx.conf"
   NGX_PID=$PEER_PID
-  peer_up nginx "$NGX_SHA" || cp "$PEER_DIR/nginx/error.log" "$PEER_DIR/nginx.log" 2>/dev/null || true
+  peer_up nginx "$NGX_SHA" || true
 }
 
 start_haproxy() {
@@ -174,7 +177,7 @@ EOF
 
 start_caddy() {
   CADDY_PORT=$(free_port)
-  if [ -z "$PEER_BCRYPT" ]; then PEER_MISSING[caddy]=${PEER_MISSING[htpasswd]}; return; fi
+  if [ -z "$PEER_BCRYPT" ]; then PEER_MISSING[caddy]=${PEER_MISSING[htpasswd]:-no bcrypt hash}; return; fi
   mkdir -p "$PEER_DIR/caddy"
   # Caddy 2.6 (Debian 12) calls the directive basicauth (basic_auth from 2.8 on) and wants the
   # hash base64-encoded; it keeps a cache of verified passwords, so bcrypt runs once per password.
