@@ -20,7 +20,7 @@ install_peers() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >>"$WORK/apt.log" 2>&1 || {
         apt-get update -qq >>"$WORK/apt.log" 2>&1
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >>"$WORK/apt.log" 2>&1
-      } || echo "  could not install $pkg (see apt-get install $pkg)" >&2
+      } || echo "  apt-get could not install $pkg" >&2
     done
   fi
   need nginx || PEER_MISSING[nginx]="package nginx could not be installed"
