@@ -508,7 +508,7 @@ async fn queue_answers_a_resent_message_with_the_first() {
 }
 
 #[tokio::test]
-async fn queue_delivers_every_acknowledged_message_once_after_sigkill() {
+async fn queue_delivers_every_acknowledged_message_once_after_sigkill_mid_load() {
     let s = Server::start().await;
     let (id, secret) = s.sender("Orders.Send", "orders").await;
     let auth = basic(&id, &secret);
@@ -523,41 +523,57 @@ async fn queue_delivers_every_acknowledged_message_once_after_sigkill() {
         ),
     );
     deployed(&s, &yaml).await;
-    let mut acknowledged = HashSet::new();
+    // Sixteen senders keep sending; SIGKILL lands while they do.
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut sends = tokio::task::JoinSet::new();
-    for i in 0..200 {
+    for w in 0..16 {
         let (http, url, auth) = (s.http.clone(), s.at("/http/q3"), auth.clone());
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
         sends.spawn(async move {
-            let resp = http
-                .post(url)
-                .header(
-                    "authorization",
-                    reqwest::header::HeaderValue::from_bytes(&auth).expect("header"),
-                )
-                .body(format!("message {i}"))
-                .send()
-                .await
-                .expect("send");
-            (resp.status().as_u16(), guid_of(&resp))
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let sent = http
+                    .post(&url)
+                    .header(
+                        "authorization",
+                        reqwest::header::HeaderValue::from_bytes(&auth).expect("header"),
+                    )
+                    .body(format!("message {w}-{i}"))
+                    .send()
+                    .await;
+                match sent {
+                    // Only a 202 the sender received counts as acknowledged.
+                    Ok(resp) if resp.status() == 202 => {
+                        acknowledged.lock().expect("set").insert(guid_of(&resp));
+                    }
+                    Ok(resp) => panic!("unexpected {}", resp.status()),
+                    Err(_) => break, // the server is gone
+                }
+            }
         });
     }
-    while let Some(r) = sends.join_next().await {
-        let (status, guid) = r.expect("task");
-        assert_eq!(status, 202);
-        acknowledged.insert(guid);
+    while acknowledged.lock().expect("set").len() < 300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(acknowledged.len(), 200);
     let s = s.kill_and_restart().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while sends.join_next().await.is_some() {}
+    let acknowledged = acknowledged.lock().expect("set").clone();
     back.set(Mode::Ok);
     let ids = back.ids_after(acknowledged.len()).await;
     let distinct: HashSet<String> = ids.iter().cloned().collect();
-    assert_eq!(
-        distinct, acknowledged,
-        "every acknowledged message, and only those, delivered"
-    );
-    assert_eq!(ids.len(), acknowledged.len(), "none delivered twice");
+    let lost: Vec<_> = acknowledged.difference(&distinct).collect();
+    assert!(lost.is_empty(), "acknowledged but never delivered: {lost:?}");
+    assert_eq!(ids.len(), distinct.len(), "none delivered twice");
+    // Messages stored but not acknowledged before the kill may be delivered too; nothing else.
     let (_, queues) = s.admin(M::GET, "/admin/v1/queues", None).await;
-    assert_eq!(queues[0]["messages"]["DELIVERED"], 200, "{queues}");
+    assert_eq!(queues[0]["messages"]["DELIVERED"], distinct.len(), "{queues}");
+    assert!(
+        distinct.len() - acknowledged.len() <= 16,
+        "at most one in flight per sender"
+    );
 }
 
 #[tokio::test]
