@@ -253,6 +253,41 @@ async fn two_keys_overlap_and_an_expired_key_stops_at_its_time() {
     assert_eq!(s.call("/orders", Some(&old_auth), "x").await.status(), 401);
 }
 
+/// Logs into the web console as the bootstrap admin; returns the session cookie.
+async fn console_login(s: &Server) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie_of = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))?
+                    .split(';')
+                    .next()
+                    .map(str::to_owned)
+            })
+    };
+    let form = http.get(s.at("/console/login")).send().await.expect("login page");
+    let token = cookie_of(&form, "postern_login").expect("login token");
+    let r = http
+        .post(s.at("/console/login"))
+        .header("cookie", format!("postern_login={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "user=admin&password={}&login_token={token}",
+            crate::fixture::ADMIN_PASSWORD
+        ))
+        .send()
+        .await
+        .expect("login");
+    let session = cookie_of(&r, "postern_console").expect("session cookie");
+    format!("postern_console={session}")
+}
+
 fn mtls_client(s: &Server, cert_and_key_pem: &str) -> reqwest::Client {
     let ca = std::fs::read(s.dir.join("tls/ca.pem")).expect("ca");
     reqwest::Client::builder()
@@ -368,6 +403,36 @@ async fn credentials_ending_soon_are_listed_and_an_expired_certificate_key_is_re
     );
     let next = sample(&m, "postern_credentials_next_expiry_seconds").expect("next expiry");
     assert!(next > 9.0 * 86_400.0 && next <= 10.0 * 86_400.0, "{next}");
+
+    // The console shows them above the instances, with days left.
+    let cookie = console_login(&s).await;
+    let page = s
+        .http
+        .get(s.at("/console/security/instances"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("instances page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Expiring soon"), "{html}");
+    // minijinja escapes `/` in text.
+    for (name, shown) in [("soon", true), ("cert", true), ("late", false)] {
+        assert_eq!(
+            html.contains(&format!("orders&#x2f;{name}")),
+            shown,
+            "{name}: {html}"
+        );
+    }
+    let page = s
+        .http
+        .get(s.at("/console/security/instances/orders"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("instance page");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&at[..10]), "the key's expiry is shown: {html}");
 
     // The certificate key works over mTLS until it is given a past expiry, then it is refused
     // like an unknown certificate.
