@@ -5,7 +5,6 @@
 
 use postern_core::Result;
 use postern_store::Store;
-use serde::Serialize;
 
 use crate::cert::one_certificate;
 
@@ -17,8 +16,7 @@ pub const MAX_DAYS: u32 = 3650;
 const DAY_MS: i64 = 86_400_000;
 
 /// What kind of credential ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// A ClientId/Secret service key with an expiry.
     ServiceKey,
@@ -59,17 +57,15 @@ impl Kind {
 }
 
 /// One credential and when it stops working.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
     /// What it is.
     pub kind: Kind,
     /// Which one: `instance/key`, the mapped user, or the CA's or server's subject.
     pub name: String,
     /// The certificate's subject DN, for certificates.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// When it stops working, Unix ms.
-    #[serde(skip)]
     pub ends_at: i64,
 }
 

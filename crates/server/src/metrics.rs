@@ -55,6 +55,8 @@ pub(crate) struct Metrics {
 
 /// How long the expiry gauges may lag a change.
 const EXPIRY_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for the store when refreshing the expiry gauges.
+const EXPIRY_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Metrics {
     pub(crate) fn sender_status(&self, status: u16) {
@@ -159,17 +161,28 @@ async fn expiring(state: &AppState, out: &mut String) {
         let mut cached = state.metrics().expiring.lock().await;
         match &*cached {
             Some((at, all)) if at.elapsed() < EXPIRY_REFRESH => all.clone(),
-            _ => match crate::admin::expiring::all(state).await {
-                Ok(all) => {
-                    let all = Arc::new(all);
-                    *cached = Some((std::time::Instant::now(), all.clone()));
-                    all
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "expiring credentials not read for metrics");
+            _ => {
+                // Bounded, so a database outage never stalls a scrape: the last reading (if
+                // any) is served again and retried after the refresh interval.
+                let read = tokio::time::timeout(EXPIRY_READ_LIMIT, crate::admin::expiring::all(state)).await;
+                let fresh = match read {
+                    Ok(Ok(all)) => Some(Arc::new(all)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "expiring credentials not read for metrics");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("expiring credentials not read for metrics: the database is slow");
+                        None
+                    }
+                };
+                let Some(all) = fresh.or_else(|| cached.as_ref().map(|(_, all)| all.clone())) else {
+                    *cached = None;
                     return;
-                }
-            },
+                };
+                *cached = Some((std::time::Instant::now(), all.clone()));
+                all
+            }
         }
     };
     let now = crate::extract::now_ms();
