@@ -351,6 +351,9 @@ pub struct KeyParameters {
     /// External certificate, PEM.
     #[serde(rename = "X.509")]
     pub x509: Option<String>,
+    /// When the key stops authenticating, RFC 3339 (rotation with overlap); none: never.
+    #[serde(rename = "expires-at")]
+    pub expires_at: Option<String>,
 }
 
 /// The service key document a sender stores; shown once.
@@ -441,6 +444,11 @@ pub async fn create_key(
             ));
         }
     };
+    let expires_at = params
+        .expires_at
+        .as_deref()
+        .map(|t| key_expiry(t, ctx.now, true))
+        .transpose()?;
     let m = match key_type {
         KeyType::ClientSecret => secret_material(hasher, &params)?,
         _ => certificate_material(ctx, ca, &inst, &key_name, key_type, &params).await?,
@@ -452,6 +460,7 @@ pub async fn create_key(
         key_type,
         secret_hash: m.secret_hash,
         certificate: m.certificate,
+        expires_at,
         created_at: ctx.now,
         created_by: ctx.actor.to_owned(),
     };
@@ -473,7 +482,12 @@ pub async fn create_key(
     ctx.audit(
         "service-key.create",
         &format!("{instance}/{name}"),
-        serde_json::json!({ "key-type": key_type.as_str(), "clientid": inst.client_id, "sha256": fingerprint }),
+        serde_json::json!({
+            "key-type": key_type.as_str(),
+            "clientid": inst.client_id,
+            "sha256": fingerprint,
+            "expires-at": expires_at.map(rfc3339),
+        }),
     )
     .await?;
     let base = base_url.trim_end_matches('/');
@@ -605,6 +619,54 @@ fn check_external(info: &crate::cert::CertInfo, now: i64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Reads a key's `expires-at`: an RFC 3339 timestamp; at creation it must lie ahead of `now`
+/// (a key born expired is a mistake), a change may give a past time to stop the key at once.
+fn key_expiry(text: &str, now: i64, future: bool) -> Result<i64> {
+    let at = postern_core::time::parse_rfc3339(text).ok_or_else(|| {
+        Error::invalid(
+            "expires-at",
+            "give an RFC 3339 timestamp with a zone, e.g. 2026-12-31T23:59:59Z",
+        )
+    })?;
+    if future && at <= now {
+        return Err(Error::invalid("expires-at", "must lie in the future"));
+    }
+    Ok(at)
+}
+
+/// Sets when a key stops authenticating (`Some` RFC 3339 time) or makes it last (`None`); the
+/// change takes effect on every node at that time, without a restart. Audited with the expiry
+/// before and after.
+pub async fn update_key_expiry(
+    ctx: &Ctx<'_>,
+    instance: &str,
+    name: &str,
+    expires_at: Option<&str>,
+) -> Result<ServiceKey> {
+    let expires_at = expires_at.map(|t| key_expiry(t, ctx.now, false)).transpose()?;
+    let mut key = ctx
+        .store
+        .keys(Some(instance))
+        .await?
+        .into_iter()
+        .find(|k| k.name.as_str() == name)
+        .ok_or_else(|| Error::NotFound(format!("service key {name} of {instance}")))?;
+    if !ctx.store.set_key_expiry(instance, name, expires_at).await? {
+        return Err(Error::NotFound(format!("service key {name} of {instance}")));
+    }
+    ctx.audit(
+        "service-key.update",
+        &format!("{instance}/{name}"),
+        serde_json::json!({
+            "expires-at-before": key.expires_at.map(rfc3339),
+            "expires-at": expires_at.map(rfc3339),
+        }),
+    )
+    .await?;
+    key.expires_at = expires_at;
+    Ok(key)
 }
 
 /// Deletes a key; its secret or certificate stops working at once.

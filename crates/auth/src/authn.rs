@@ -89,6 +89,9 @@ pub enum AuthFailure {
     /// A client certificate that chains to a trusted CA but is bound to no key (or its key was
     /// deleted), or has expired.
     UnknownCertificate,
+    /// The right secret or certificate of a service key whose expiry has passed (the caller is
+    /// answered as for a wrong secret or an unknown certificate).
+    Expired,
 }
 
 impl AuthFailure {
@@ -103,6 +106,7 @@ impl AuthFailure {
             AuthFailure::Token(e) => e.as_str(),
             AuthFailure::RevokedToken => "revoked_token",
             AuthFailure::UnknownCertificate => "unknown_certificate",
+            AuthFailure::Expired => "expired",
         }
     }
 
@@ -172,26 +176,24 @@ impl Authenticator {
         peer_certificate: Option<&[u8; 32]>,
     ) -> Result<Principal, AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;
+        // The edge's clock; jsonwebtoken reads the same clock on the uncached path.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         if let Some(token) = strip_scheme(header, b"bearer") {
-            // The edge's clock; jsonwebtoken reads the same clock on the uncached path.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let claims = self.verified(tokens, token, now)?;
+            let claims = self.verified(tokens, token, now_ms / 1000)?;
             // RFC 8705: a certificate-bound token only counts on a connection with that certificate.
             if let Some(cnf) = &claims.1.cnf
                 && peer_certificate.map(Confirmation::for_certificate).as_ref() != Some(cnf)
             {
                 return Err(AuthFailure::Token(TokenError::Invalid));
             }
-            return bearer(snapshot, &claims);
+            return bearer(snapshot, &claims, now_ms);
         }
         let creds = parse_basic(header).map_err(AuthFailure::Malformed)?;
         if let Some(client) = snapshot.client(&creds.user) {
-            let key = self
-                .client_secret(client, &creds.password)
-                .ok_or(AuthFailure::BadSecret)?;
+            let key = self.client_secret(client, &creds.password, now_ms)?;
             return Ok(Principal {
                 name: Arc::from(client.client_id.as_str()),
                 roles: client.roles.clone(),
@@ -220,6 +222,9 @@ impl Authenticator {
             return Err(AuthFailure::UnknownCertificate);
         }
         Ok(match &binding.subject {
+            CertSubject::Key { client, key } if client.key_expired(key.as_str(), now_ms) => {
+                return Err(AuthFailure::Expired);
+            }
             CertSubject::Key { client, key } => Principal {
                 name: Arc::from(client.client_id.as_str()),
                 roles: client.roles.clone(),
@@ -260,9 +265,15 @@ impl Authenticator {
         Ok(verified)
     }
 
-    /// Checks a service key's client secret; the key that matched, if any. Every key is compared
-    /// (in constant time), so the time taken does not tell which key matched.
-    pub fn client_secret<'a>(&self, client: &'a Client, secret: &str) -> Option<&'a str> {
+    /// Checks a service key's client secret: the key that matched, `BadSecret` when none did,
+    /// `Expired` when the matching key's expiry has passed at `now_ms`. Every key is compared (in
+    /// constant time), so the time taken does not tell which key matched.
+    pub fn client_secret<'a>(
+        &self,
+        client: &'a Client,
+        secret: &str,
+        now_ms: i64,
+    ) -> Result<&'a str, AuthFailure> {
         let hash = self.secrets.hash(&[secret.as_bytes()]);
         let mut matched = None;
         for s in &client.secrets {
@@ -270,7 +281,11 @@ impl Authenticator {
                 matched = Some(s.key.as_str());
             }
         }
-        matched
+        match matched {
+            None => Err(AuthFailure::BadSecret),
+            Some(key) if client.key_expired(key, now_ms) => Err(AuthFailure::Expired),
+            Some(key) => Ok(key),
+        }
     }
 
     /// Authenticates a technical user by name and password (the web console's login form).
@@ -304,13 +319,18 @@ impl Authenticator {
 /// Verifies a bearer token and maps it to the client it was issued to. Roles are the token's
 /// scope narrowed to what the instance holds now, and the key that obtained the token must still
 /// exist: deleting a key or an instance, or removing a role, takes effect on the next request.
-fn bearer(snapshot: &Snapshot, verified: &Verified) -> Result<Principal, AuthFailure> {
+/// A token never outlives its key's expiry, even one set after the token was issued: it then
+/// counts as expired.
+fn bearer(snapshot: &Snapshot, verified: &Verified, now_ms: i64) -> Result<Principal, AuthFailure> {
     let claims = &verified.1;
     let client = snapshot
         .client(&claims.client_id)
         .ok_or(AuthFailure::RevokedToken)?;
     if !client.has_key(&claims.ext_attr.key) {
         return Err(AuthFailure::RevokedToken);
+    }
+    if client.key_expired(&claims.ext_attr.key, now_ms) {
+        return Err(AuthFailure::Token(TokenError::Expired));
     }
     let roles: Vec<RoleName> = claims
         .scope

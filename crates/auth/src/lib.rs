@@ -8,6 +8,7 @@ pub mod authn;
 pub mod authz;
 pub mod basic;
 pub mod cert;
+pub mod expiry;
 pub mod password;
 pub mod pki;
 pub mod secret;

@@ -165,6 +165,9 @@ pub struct ServiceKey {
     pub secret_hash: Vec<u8>,
     /// The bound client certificate of a certificate key.
     pub certificate: Option<BoundCertificate>,
+    /// When the key stops authenticating (Unix ms), for rotation with overlap; `None`: never
+    /// (a certificate key still ends with its certificate).
+    pub expires_at: Option<i64>,
     /// Creation time.
     pub created_at: i64,
     /// Who created it.

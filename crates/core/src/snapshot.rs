@@ -61,6 +61,8 @@ pub struct Client {
     pub secrets: Vec<KeySecret>,
     /// Names of the instance's certificate keys.
     pub cert_keys: Vec<KeyName>,
+    /// Keys (of any type) that expire, with their expiry in Unix ms.
+    pub expiries: Vec<(KeyName, i64)>,
     /// The instance's OAuth grant types.
     pub grant_types: Vec<String>,
     /// Access-token validity in seconds.
@@ -82,6 +84,19 @@ impl Client {
     /// Whether the instance still has a key of this name (of any type).
     pub fn has_key(&self, key: &str) -> bool {
         self.secrets.iter().any(|s| s.key.as_str() == key) || self.cert_keys.iter().any(|k| k.as_str() == key)
+    }
+
+    /// When the key of this name stops authenticating, Unix ms (`None`: never, or no such key).
+    pub fn key_expires_at(&self, key: &str) -> Option<i64> {
+        self.expiries
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, at)| *at)
+    }
+
+    /// Whether the key of this name has expired at `now_ms`.
+    pub fn key_expired(&self, key: &str, now_ms: i64) -> bool {
+        self.key_expires_at(key).is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -156,6 +171,10 @@ fn client_of(i: &ServiceInstance, keys: &[&ServiceKey]) -> (Arc<Client>, Vec<([u
         roles: RoleSet::new(i.roles.clone()),
         secrets,
         cert_keys: cert_keys.iter().map(|k| k.name.clone()).collect(),
+        expiries: keys
+            .iter()
+            .filter_map(|k| k.expires_at.map(|at| (k.name.clone(), at)))
+            .collect(),
         grant_types: i.grant_types.clone(),
         token_validity: i.token_validity,
     });
@@ -360,6 +379,7 @@ mod tests {
                 sha256: [b; 32],
                 not_after: 99,
             }),
+            expires_at: None,
             created_at: 1,
             created_by: "t".into(),
         }
@@ -397,6 +417,33 @@ mod tests {
             users.iter().map(|u| s.user(u)).collect::<Vec<_>>(),
             certs.iter().map(|b| s.certificate(&[*b; 32])).collect::<Vec<_>>()
         )
+    }
+
+    #[test]
+    fn key_expiries_reach_the_client_of_rebuilds_and_patches() {
+        let i = instance("a", &["R1"]);
+        let mut keys = vec![
+            key("a", "old", None),
+            key("a", "new", None),
+            key("a", "cert", Some(3)),
+        ];
+        keys[0].expires_at = Some(1_000);
+        keys[2].expires_at = Some(2_000);
+        for s in [
+            Snapshot::build(std::slice::from_ref(&i), &keys, &[], &[]),
+            Snapshot::default().with_instance("a", Some((&i, &keys))),
+        ] {
+            let client = s.client("sb-a").expect("client");
+            assert_eq!(client.key_expires_at("old"), Some(1_000));
+            assert_eq!(client.key_expires_at("new"), None);
+            assert!(!client.key_expired("old", 999));
+            assert!(client.key_expired("old", 1_000));
+            assert!(!client.key_expired("new", i64::MAX));
+            let CertSubject::Key { client, key } = &s.certificate(&[3; 32]).expect("bound").subject else {
+                panic!("a key binding");
+            };
+            assert!(client.key_expired(key.as_str(), 2_000));
+        }
     }
 
     #[test]

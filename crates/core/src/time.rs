@@ -71,6 +71,38 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
     valid.then(|| (days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms)
 }
 
+/// Parses an RFC 3339 timestamp with seconds and a zone, `Z` or `±hh:mm` (e.g.
+/// `2026-12-01T00:00:00Z`, `2026-12-01T01:00:00.5+01:00`), into Unix ms.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let (local, offset_ms) = if let Some(t) = text.strip_suffix(['Z', 'z']) {
+        (t, 0)
+    } else {
+        let at = text.len().checked_sub(6)?;
+        let (t, zone) = (text.get(..at)?, text.get(at..)?);
+        let sign = match zone.as_bytes().first()? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let (h, m) = zone[1..].split_once(':')?;
+        let digits = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit());
+        let (h, m): (i64, i64) = match (digits(h), digits(m)) {
+            (true, true) => (h.parse().ok()?, m.parse().ok()?),
+            _ => return None,
+        };
+        if h > 23 || m > 59 {
+            return None;
+        }
+        (t, sign * (h * 60 + m) * 60_000)
+    };
+    let t = local.replacen(['t', ' '], "T", 1);
+    // Seconds are required: hh:mm:ss after the `T`.
+    if t.split_once('T')?.1.split('.').next()?.len() != 8 {
+        return None;
+    }
+    parse_datetime(&t).map(|ms| ms - offset_ms)
+}
+
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -105,6 +137,30 @@ mod tests {
             "2026-01-01T00:00:00.x",
         ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_takes_zones_and_wants_seconds() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00.250+01:00"), Some(250));
+        assert_eq!(parse_rfc3339("1969-12-31T23:30:00-00:30"), Some(0));
+        assert_eq!(
+            parse_rfc3339(&rfc3339(1_795_000_000_123)),
+            Some(1_795_000_000_123)
+        );
+        for bad in [
+            "2026-12-01T00:00:00",
+            "2026-12-01T00:00Z",
+            "2026-12-01Z",
+            "2026-12-01T00:00:00+0100",
+            "2026-12-01T00:00:00+24:00",
+            "2026-12-01T00:00:00+01:60",
+            "2026-12-01T00:00:00+aa:00",
+            "2026-12-01T00:00:00ü",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// Authentication failure reasons, in the order of [`Metrics::auth_failures`].
-pub(crate) const AUTH_REASONS: [&str; 12] = [
+pub(crate) const AUTH_REASONS: [&str; 13] = [
     "locked_out",
     "missing",
     "malformed",
@@ -25,6 +25,7 @@ pub(crate) const AUTH_REASONS: [&str; 12] = [
     "expired_token",
     "revoked_token",
     "unknown_certificate",
+    "expired",
 ];
 
 /// Counters and gauges.
@@ -45,7 +46,17 @@ pub(crate) struct Metrics {
     pub(crate) snapshot_version: AtomicU64,
     /// Queue delivery attempts by outcome: delivered, retry, dead.
     pub(crate) queue_deliveries: [AtomicU64; 3],
+    /// The credentials with an end, read from the store at most every [`EXPIRY_REFRESH`]: the
+    /// endpoint is public, so scrapes must not drive database load. A tokio Mutex because it is
+    /// held across the store read, so concurrent scrapes wait for one read instead of each
+    /// making their own.
+    expiring: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<postern_auth::expiry::Credential>>)>>,
 }
+
+/// How long the expiry gauges may lag a change.
+const EXPIRY_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for the store when refreshing the expiry gauges.
+const EXPIRY_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Metrics {
     pub(crate) fn sender_status(&self, status: u16) {
@@ -137,5 +148,69 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             r(c)
         );
     }
+    expiring(&state, &mut out).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The expiry gauges: credentials ending within 30 days (or ended) per kind, and the seconds until
+/// the earliest end of a credential still valid. Read from the store at scrape time; left out
+/// when the store does not answer.
+async fn expiring(state: &AppState, out: &mut String) {
+    use postern_auth::expiry::{DEFAULT_DAYS, Kind, within};
+    let all = {
+        let mut cached = state.metrics().expiring.lock().await;
+        match &*cached {
+            Some((at, all)) if at.elapsed() < EXPIRY_REFRESH => all.clone(),
+            _ => {
+                // Bounded, so a database outage never stalls a scrape: the last reading (if
+                // any) is served again and retried after the refresh interval.
+                let read = tokio::time::timeout(EXPIRY_READ_LIMIT, crate::admin::expiring::all(state)).await;
+                let fresh = match read {
+                    Ok(Ok(all)) => Some(Arc::new(all)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "expiring credentials not read for metrics");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("expiring credentials not read for metrics: the database is slow");
+                        None
+                    }
+                };
+                let Some(all) = fresh.or_else(|| cached.as_ref().map(|(_, all)| all.clone())) else {
+                    *cached = None;
+                    return;
+                };
+                *cached = Some((std::time::Instant::now(), all.clone()));
+                all
+            }
+        }
+    };
+    let now = crate::extract::now_ms();
+    let next = all.iter().map(|c| c.ends_at).filter(|at| *at > now).min();
+    let soon = within(all.to_vec(), now, DEFAULT_DAYS);
+    let _ = writeln!(
+        out,
+        "# HELP postern_credentials_expiring Credentials whose validity ends within {DEFAULT_DAYS} days or has ended, by kind."
+    );
+    let _ = writeln!(out, "# TYPE postern_credentials_expiring gauge");
+    for kind in Kind::ALL {
+        let n = soon.iter().filter(|c| c.kind == kind).count();
+        let _ = writeln!(
+            out,
+            "postern_credentials_expiring{{kind=\"{}\"}} {n}",
+            kind.as_str()
+        );
+    }
+    if let Some(next) = next {
+        let _ = writeln!(
+            out,
+            "# HELP postern_credentials_next_expiry_seconds Seconds until the earliest end of a credential still valid."
+        );
+        let _ = writeln!(out, "# TYPE postern_credentials_next_expiry_seconds gauge");
+        let _ = writeln!(
+            out,
+            "postern_credentials_next_expiry_seconds {}",
+            (next - now) / 1000
+        );
+    }
 }

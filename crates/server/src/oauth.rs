@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use postern_auth::authn::AuthFailure;
 use postern_auth::basic::parse_basic;
 use postern_auth::token::{Claims, Confirmation, ExtAttr};
 use postern_core::model::AuditEntry;
@@ -233,24 +234,28 @@ async fn issue(
         });
     }
     let live = s.live_full();
-    let found = find_client(s, &live.security, &auth);
+    let now_ms = now_ms();
+    let found = find_client(s, &live.security, &auth, now_ms);
     if let Some(ip) = ip {
         match &found {
-            Some((client, _)) => guard.succeeded(&client.client_id, ip),
-            None => {
+            Ok((client, _)) => guard.succeeded(&client.client_id, ip),
+            Err(_) => {
                 guard.failed(Some(&identity), ip, std::time::Instant::now());
             }
         }
     }
-    let Some((client, key)) = found else {
-        audit_failure(s, source, &auth.id);
-        return Err(OAuthError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "invalid_client",
-            description: "client authentication failed".into(),
-            challenge: auth.basic,
-            retry_after: None,
-        });
+    let (client, key) = match found {
+        Ok(found) => found,
+        Err(failure) => {
+            audit_failure(s, source, &auth.id, failure);
+            return Err(OAuthError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "invalid_client",
+                description: "client authentication failed".into(),
+                challenge: auth.basic,
+                retry_after: None,
+            });
+        }
     };
     match param(&p, "grant_type") {
         None => return Err(oauth_error("invalid_request", "grant_type is required")),
@@ -285,8 +290,12 @@ async fn issue(
             asked
         }
     };
-    let now = now_ms() / 1000;
-    let validity = i64::from(client.token_validity);
+    let now = now_ms / 1000;
+    // A token never outlives its key: its validity ends with the key's expiry at the latest.
+    let validity = match client.key_expires_at(&key) {
+        Some(at) => i64::from(client.token_validity).min(at / 1000 - now).max(1),
+        None => i64::from(client.token_validity),
+    };
     let id = client.client_id.clone();
     let claims = Claims {
         jti: postern_auth::secret::uuid_v4(),
@@ -327,38 +336,47 @@ async fn issue(
     }))
 }
 
+/// The client and key the request authenticates as, or why not (`expired` when the right
+/// credentials belong to a key whose expiry has passed).
 fn find_client(
     s: &AppState,
     snapshot: &postern_core::snapshot::Snapshot,
     auth: &ClientAuth,
-) -> Option<(Client, String)> {
+    now: i64,
+) -> Result<(Client, String), AuthFailure> {
     if let Some(sha) = &auth.certificate {
-        let binding = snapshot.certificate(sha)?;
+        let binding = snapshot.certificate(sha).ok_or(AuthFailure::UnknownCertificate)?;
         let CertSubject::Key { client, key } = &binding.subject else {
-            return None;
+            return Err(AuthFailure::UnknownCertificate);
         };
-        if binding.not_after <= now_ms() || (!auth.id.is_empty() && auth.id != client.client_id) {
-            return None;
+        if binding.not_after <= now || (!auth.id.is_empty() && auth.id != client.client_id) {
+            return Err(AuthFailure::UnknownCertificate);
         }
-        return Some(((**client).clone(), key.to_string()));
+        if client.key_expired(key.as_str(), now) {
+            return Err(AuthFailure::Expired);
+        }
+        return Ok(((**client).clone(), key.to_string()));
     }
     let try_one = |id: &str, secret: &str| {
-        let client = snapshot.client(id)?;
-        let key = s.authn().client_secret(client, secret)?;
-        Some(((**client).clone(), key.to_owned()))
+        let client = snapshot.client(id).ok_or(AuthFailure::BadSecret)?;
+        let key = s.authn().client_secret(client, secret, now)?;
+        Ok(((**client).clone(), key.to_owned()))
     };
-    try_one(&auth.id, &auth.secret).or_else(|| {
+    try_one(&auth.id, &auth.secret).or_else(|first| {
         if !auth.basic {
-            return None;
+            return Err(first);
         }
         let id = decoded(&auth.id).unwrap_or_else(|| auth.id.clone());
         let secret = decoded(&auth.secret).unwrap_or_else(|| auth.secret.clone());
-        try_one(&id, &secret)
+        match try_one(&id, &secret) {
+            Err(AuthFailure::BadSecret) => Err(first),
+            other => other,
+        }
     })
 }
 
-fn audit_failure(s: &AppState, source: &str, client_id: &str) {
-    s.metrics().auth_failure("bad_secret");
+fn audit_failure(s: &AppState, source: &str, client_id: &str, failure: AuthFailure) {
+    s.metrics().auth_failure(failure.as_str());
     tracing::info!(source, "token request with bad client credentials");
     let entry = AuditEntry {
         id: 0,
@@ -366,7 +384,7 @@ fn audit_failure(s: &AppState, source: &str, client_id: &str) {
         actor: "-".into(),
         action: "token.denied".into(),
         target: client_id.chars().take(200).collect(),
-        detail: json!({ "reason": "invalid_client" }).to_string(),
+        detail: json!({ "reason": "invalid_client", "cause": failure.as_str() }).to_string(),
         source: source.to_owned(),
     };
     if !s.audit().try_send(entry) {

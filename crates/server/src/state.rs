@@ -280,6 +280,16 @@ impl AppState {
         out
     }
 
+    /// The HTTPS listener's certificate chain (PEM), when it serves TLS.
+    pub fn server_certificate_pem(&self) -> Option<String> {
+        // Short critical section without `.await`: clone the chain out of the lock.
+        self.0
+            .tls
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|i| i.chain_pem.clone()))
+    }
+
     /// Serves a new TLS identity (renewed or replaced certificate) on new connections.
     pub async fn replace_tls_identity(&self, identity: crate::tls::TlsIdentity) -> Result<()> {
         // Refuse an identity that does not load before it replaces the working one.

@@ -81,6 +81,9 @@ pub trait InstanceStore {
     async fn insert_key(&self, key: &ServiceKey) -> Result<()>;
     /// Deletes a key; false if it did not exist.
     async fn delete_key(&self, instance: &str, name: &str) -> Result<bool>;
+    /// Sets (or with `None` clears) when a key stops authenticating, Unix ms; false if there is
+    /// no such key.
+    async fn set_key_expiry(&self, instance: &str, name: &str, expires_at: Option<i64>) -> Result<bool>;
 }
 
 /// Technical users.

@@ -276,13 +276,13 @@ impl InstanceStore for SqliteStore {
     async fn keys(&self, instance: Option<&str>) -> Result<Vec<ServiceKey>> {
         let rows = match instance {
             Some(i) => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after FROM service_keys WHERE instance = ? ORDER BY name",
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at FROM service_keys WHERE instance = ? ORDER BY name",
             )
             .bind(i.to_owned())
             .fetch_all(&self.read)
             .await,
             None => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after FROM service_keys ORDER BY instance, name",
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at FROM service_keys ORDER BY instance, name",
             )
             .fetch_all(&self.read)
             .await,
@@ -293,8 +293,8 @@ impl InstanceStore for SqliteStore {
 
     async fn insert_key(&self, key: &ServiceKey) -> Result<()> {
         sqlx::query(
-            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key.instance.as_str())
         .bind(key.name.as_str())
@@ -305,6 +305,7 @@ impl InstanceStore for SqliteStore {
         .bind(key.certificate.as_ref().map(|c| c.pem.clone()))
         .bind(key.certificate.as_ref().map(|c| c.sha256.to_vec()))
         .bind(key.certificate.as_ref().map(|c| c.not_after))
+        .bind(key.expires_at)
         .execute(&self.write)
         .await
         .map_err(storage)?;
@@ -313,6 +314,17 @@ impl InstanceStore for SqliteStore {
 
     async fn delete_key(&self, instance: &str, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM service_keys WHERE instance = ? AND name = ?")
+            .bind(instance)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_key_expiry(&self, instance: &str, name: &str, expires_at: Option<i64>) -> Result<bool> {
+        let done = sqlx::query("UPDATE service_keys SET expires_at = ? WHERE instance = ? AND name = ?")
+            .bind(expires_at)
             .bind(instance)
             .bind(name)
             .execute(&self.write)
@@ -374,6 +386,7 @@ fn key_row(row: &sqlx::sqlite::SqliteRow) -> Result<ServiceKey> {
         key_type,
         secret_hash: row.get("secret_hash"),
         certificate,
+        expires_at: row.get("expires_at"),
         created_at: row.get("created_at"),
         created_by: row.get("created_by"),
     })

@@ -4,6 +4,7 @@ mod cert;
 mod client;
 mod connectivity;
 mod credential;
+mod expiring;
 mod flow;
 mod mpl;
 mod partner;
@@ -96,6 +97,8 @@ enum Command {
     /// Token signing keys: list, rotate.
     #[command(subcommand, name = "token-keys")]
     TokenKeys(token_keys::TokenKeysCommand),
+    /// Credentials (keys, certificates, CAs) whose validity ends within N days.
+    Expiring(expiring::ExpiringArgs),
     /// The Partner Directory: export to and import from a JSON or CSV file.
     #[command(subcommand)]
     Partner(partner::PartnerCommand),
@@ -133,6 +136,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConnectivityTest(c) => connectivity::run(c, &Client::new(&cli.conn)?).await,
         Command::TokenKeys(c) => token_keys::run(c, &Client::new(&cli.conn)?).await,
         Command::Partner(c) => partner::run(c, &Client::new(&cli.conn)?).await,
+        Command::Expiring(a) => expiring::run(a, &Client::new(&cli.conn)?).await,
         Command::Audit {
             action: Some(AuditCommand::Verify),
             ..

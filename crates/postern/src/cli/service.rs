@@ -59,6 +59,22 @@ pub(crate) enum KeyCommand {
         /// Instance name.
         instance: String,
     },
+    /// Set when a key stops authenticating (rotation with overlap: create the new key, move the
+    /// senders, let the old one expire), or remove its expiry.
+    #[command(group(clap::ArgGroup::new("expiry").required(true).args(["expires_at", "no_expiry"])))]
+    Update {
+        /// Instance name.
+        instance: String,
+        /// Key name.
+        name: String,
+        /// RFC 3339 time from which the key no longer authenticates, e.g. 2026-12-31T23:59:59Z
+        /// (a past time stops it at once).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// The key does not expire.
+        #[arg(long)]
+        no_expiry: bool,
+    },
     /// Delete a key; its secret stops working at once.
     Delete {
         /// Instance name.
@@ -116,7 +132,17 @@ pub(crate) async fn run(cmd: ServiceCommand, c: &Client) -> anyhow::Result<()> {
                     cell(v.get("createdBy"))
                 );
                 println!();
-                table(&v["keys"], &["name", "keyType", "createdAt", "createdBy"]);
+                table(
+                    &v["keys"],
+                    &[
+                        "name",
+                        "keyType",
+                        "createdAt",
+                        "createdBy",
+                        "expiresAt",
+                        "validUntil",
+                    ],
+                );
             });
         }
         ServiceCommand::Update { name, parameters: p } => {
@@ -167,7 +193,42 @@ pub(crate) async fn run_key(cmd: KeyCommand, c: &Client) -> anyhow::Result<()> {
             let v = c
                 .get(&format!("/admin/v1/service-instances/{}/keys", seg(&instance)))
                 .await?;
-            c.print(&v, |v| table(v, &["name", "keyType", "createdAt", "createdBy"]));
+            c.print(&v, |v| {
+                table(
+                    v,
+                    &[
+                        "name",
+                        "keyType",
+                        "createdAt",
+                        "createdBy",
+                        "expiresAt",
+                        "validUntil",
+                    ],
+                )
+            });
+        }
+        KeyCommand::Update {
+            instance,
+            name,
+            expires_at,
+            no_expiry: _,
+        } => {
+            // clap's group makes exactly one of --expires-at and --no-expiry present.
+            let body = json!({ "expires-at": expires_at });
+            let v = c
+                .patch(
+                    &format!(
+                        "/admin/v1/service-instances/{}/keys/{}",
+                        seg(&instance),
+                        seg(&name)
+                    ),
+                    body,
+                )
+                .await?;
+            c.print(&v, |v| match v.get("expiresAt") {
+                Some(at) => println!("service key {name} of {instance} expires at {}", cell(Some(at))),
+                None => println!("service key {name} of {instance} does not expire"),
+            });
         }
         KeyCommand::Delete { instance, name } => {
             c.delete(&format!(

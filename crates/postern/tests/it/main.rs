@@ -5,6 +5,7 @@
 
 mod admin_api;
 mod connectivity;
+mod expiry;
 mod fixture;
 mod lifecycle;
 mod limits;

@@ -22,7 +22,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/service-instances/{name}/keys", get(keys).post(create_key))
         .route(
             "/service-instances/{name}/keys/{key}",
-            delete(remove_key).get(one_key),
+            delete(remove_key).get(one_key).patch(update_key),
         )
 }
 
@@ -47,6 +47,15 @@ struct KeyBody {
     name: String,
     #[serde(default)]
     parameters: KeyParameters,
+}
+
+/// `PATCH .../keys/{key}`: `{"expires-at": "<RFC 3339>"}` sets the key's expiry, `null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyUpdateBody {
+    /// Required (a missing field is refused): `null` is the explicit "never".
+    #[serde(rename = "expires-at")]
+    expires_at: Value,
 }
 
 pub(crate) fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
@@ -79,6 +88,9 @@ pub(crate) fn key_view(k: &ServiceKey) -> Value {
     if let Some(c) = &k.certificate {
         v["sha256"] = Value::String(postern_auth::cert::hex(&c.sha256));
         v["validUntil"] = Value::String(time(c.not_after));
+    }
+    if let Some(at) = k.expires_at {
+        v["expiresAt"] = Value::String(time(at));
     }
     v
 }
@@ -192,6 +204,31 @@ async fn create_key(
     let body = serde_json::to_value(&doc)
         .map_err(|e| ApiError::from_domain(postern_core::Error::Internal(e.to_string())))?;
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn update_key(
+    State(s): State<AppState>,
+    a: Admin,
+    Path((name, key)): Path<(String, String)>,
+    ApiJson(body): ApiJson<KeyUpdateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let expires_at = match &body.expires_at {
+        Value::Null => None,
+        Value::String(t) => Some(t.as_str()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "expires-at: give an RFC 3339 timestamp, or null for no expiry",
+            ));
+        }
+    };
+    let c = ctx(&s, &a, now());
+    let k = s
+        .write_in(
+            Scope::Instance(&name),
+            admin::update_key_expiry(&c, &name, &key, expires_at),
+        )
+        .await?;
+    Ok(Json(key_view(&k)))
 }
 
 async fn remove_key(

@@ -7,6 +7,7 @@ mod audit;
 pub(crate) mod cert_mappings;
 pub(crate) mod connectivity;
 pub(crate) mod credentials;
+pub(crate) mod expiring;
 mod explain;
 pub(crate) mod flows;
 pub(crate) mod instances;
@@ -40,6 +41,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(explain::router())
         .merge(queues::router())
         .merge(credentials::router())
+        .merge(expiring::router())
 }
 
 /// The API's description (OpenAPI 3.0), public like any API documentation.

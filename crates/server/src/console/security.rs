@@ -1,6 +1,7 @@
 //! Monitor > Manage Security: user roles, technical users, service instances and their keys
-//! (a new key's secret or certificate and private key shown once), certificate-to-user mappings,
-//! and the TLS connectivity test with its certificate download.
+//! (a new key's secret or certificate and private key shown once; credentials expiring soon
+//! listed above the instances), certificate-to-user mappings, and the TLS connectivity test with
+//! its certificate download.
 
 use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
@@ -10,13 +11,14 @@ use axum::routing::{get, post};
 use base64::Engine;
 use bytes::Bytes;
 use postern_auth::admin::{self, GRANT_TYPES, InstanceParameters, KeyParameters};
+use postern_auth::expiry;
 use postern_core::model::{API_ROLES, ROLE_ADMIN};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::or_answer;
 use super::{Done, Session, back, problem, render};
-use crate::admin::{cert_mappings, connectivity, instances, roles, users};
+use crate::admin::{cert_mappings, connectivity, expiring, instances, roles, users};
 use crate::state::{AppState, Scope};
 
 pub(super) fn router() -> Router<AppState> {
@@ -355,7 +357,10 @@ async fn instances_list(s: &AppState, session: &Session, outcome: Outcome) -> Re
     let loaded = async {
         let (all, keys) = (s.store().instances().await?, s.store().keys(None).await?);
         let (flow_roles, api_roles) = plan_roles(s).await?;
+        let soon = expiring::listed(s, expiry::DEFAULT_DAYS, crate::extract::now_ms()).await?;
         Ok(json!({
+            "expiring": soon,
+            "expiring_days": expiry::DEFAULT_DAYS,
             "instances": all.iter().map(|i| instances::view(i, &keys)).collect::<Vec<_>>(),
             "flow_roles": flow_roles,
             "api_roles": api_roles,

@@ -132,14 +132,14 @@ impl InstanceStore for PgStore {
     async fn keys(&self, instance: Option<&str>) -> Result<Vec<ServiceKey>> {
         let rows = match instance {
             Some(i) => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after \
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at \
                  FROM service_keys WHERE instance = $1 ORDER BY name",
             )
             .bind(i.to_owned())
             .fetch_all(&self.pool)
             .await,
             None => sqlx::query(
-                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after \
+                "SELECT instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at \
                  FROM service_keys ORDER BY instance, name",
             )
             .fetch_all(&self.pool)
@@ -151,8 +151,8 @@ impl InstanceStore for PgStore {
 
     async fn insert_key(&self, key: &ServiceKey) -> Result<()> {
         sqlx::query(
-            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO service_keys (instance, name, key_type, secret_hash, created_at, created_by, cert_pem, cert_sha256, cert_not_after, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(key.instance.as_str())
         .bind(key.name.as_str())
@@ -163,6 +163,7 @@ impl InstanceStore for PgStore {
         .bind(key.certificate.as_ref().map(|c| c.pem.clone()))
         .bind(key.certificate.as_ref().map(|c| c.sha256.to_vec()))
         .bind(key.certificate.as_ref().map(|c| c.not_after))
+        .bind(key.expires_at)
         .execute(&self.pool)
         .await
         .map_err(storage)?;
@@ -171,6 +172,17 @@ impl InstanceStore for PgStore {
 
     async fn delete_key(&self, instance: &str, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM service_keys WHERE instance = $1 AND name = $2")
+            .bind(instance)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_key_expiry(&self, instance: &str, name: &str, expires_at: Option<i64>) -> Result<bool> {
+        let done = sqlx::query("UPDATE service_keys SET expires_at = $1 WHERE instance = $2 AND name = $3")
+            .bind(expires_at)
             .bind(instance)
             .bind(name)
             .execute(&self.pool)
@@ -223,6 +235,7 @@ fn key_row(row: &PgRow) -> Result<ServiceKey> {
         key_type,
         secret_hash: row.get("secret_hash"),
         certificate,
+        expires_at: row.get("expires_at"),
         created_at: row.get("created_at"),
         created_by: row.get("created_by"),
     })

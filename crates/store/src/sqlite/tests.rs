@@ -43,6 +43,7 @@ on_both_backends!(
     partner_directory_pages_updates_and_names_the_failing_change,
     queue_stores_leases_retries_and_dedupes,
     credentials_are_replaced_by_name,
+    key_expiry_is_kept_set_and_cleared,
 );
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -110,6 +111,7 @@ async fn instances_keys_cascade(s: &dyn Store) {
         key_type: KeyType::ClientSecret,
         secret_hash: vec![7; 32],
         certificate: None,
+        expires_at: None,
         created_at: 3,
         created_by: "admin".into(),
     };
@@ -118,6 +120,37 @@ async fn instances_keys_cascade(s: &dyn Store) {
     assert_eq!(s.keys(Some("i1")).await.expect("keys"), vec![key]);
     assert!(s.delete_instance("i1").await.expect("delete"));
     assert!(s.keys(None).await.expect("keys").is_empty());
+}
+
+async fn key_expiry_is_kept_set_and_cleared(s: &dyn Store) {
+    let i = instance("i1", &[ROLE_SEND]);
+    s.insert_instance(&i).await.expect("insert");
+    let key = |name: &str, expires_at| ServiceKey {
+        instance: i.name.clone(),
+        name: KeyName::parse(name).expect("valid"),
+        key_type: KeyType::ClientSecret,
+        secret_hash: vec![7; 32],
+        certificate: None,
+        expires_at,
+        created_at: 3,
+        created_by: "admin".into(),
+    };
+    s.insert_key(&key("new", None)).await.expect("key");
+    s.insert_key(&key("old", Some(1_900_000_000_000)))
+        .await
+        .expect("key");
+    assert_eq!(
+        s.keys(Some("i1")).await.expect("keys"),
+        vec![key("new", None), key("old", Some(1_900_000_000_000))]
+    );
+    assert!(s.set_key_expiry("i1", "new", Some(5)).await.expect("set"));
+    assert!(s.set_key_expiry("i1", "old", None).await.expect("clear"));
+    assert!(!s.set_key_expiry("i1", "gone", Some(5)).await.expect("absent"));
+    assert!(!s.set_key_expiry("i2", "new", Some(5)).await.expect("absent"));
+    assert_eq!(
+        s.keys(None).await.expect("keys"),
+        vec![key("new", Some(5)), key("old", None)]
+    );
 }
 
 async fn mpl_queries_filter_sort_and_page(s: &dyn Store) {
@@ -563,6 +596,7 @@ async fn certificate_keys_bind_one_certificate(s: &dyn Store) {
             sha256: [9; 32],
             not_after: 99,
         }),
+        expires_at: None,
         created_at: 3,
         created_by: "admin".into(),
     };
