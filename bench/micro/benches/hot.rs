@@ -66,6 +66,7 @@ fn security() -> Security {
             key_type: KeyType::ClientSecret,
             secret_hash: hasher.hash(&[format!("secret-{i}").as_bytes()]).to_vec(),
             certificate: None,
+            expires_at: None,
             created_at: 0,
             created_by: "bench".into(),
         });
