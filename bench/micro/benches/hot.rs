@@ -57,6 +57,7 @@ fn security() -> Security {
             grant_types: vec!["client_credentials".into()],
             redirect_uris: vec![],
             token_validity: 3600,
+            rate_limit: None,
             created_at: 0,
             created_by: "bench".into(),
         });

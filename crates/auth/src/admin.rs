@@ -151,6 +151,48 @@ pub struct InstanceParameters {
     /// Access-token validity in seconds, 3600..=86400.
     #[serde(rename = "access-token-validity")]
     pub token_validity: Option<u32>,
+    /// Per-key rate limit `{"requests-per-second": N, "burst": M}`; `null` on update removes it.
+    #[serde(rename = "rate-limit", default, deserialize_with = "present")]
+    pub rate_limit: Option<Option<serde_json::Value>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<serde_json::Value>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// Reads and checks a `rate-limit` parameter.
+fn rate_limit(v: &serde_json::Value) -> Result<postern_core::model::RateLimit> {
+    const F: &str = "parameters.rate-limit";
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(F, "must be {\"requests-per-second\": N, \"burst\": M} or null"))?;
+    if let Some(k) = obj.keys().find(|k| *k != "requests-per-second" && *k != "burst") {
+        return Err(Error::invalid(F, format!("unknown field {k:?}")));
+    }
+    let number = |k: &str| obj.get(k).map(|n| n.as_u64().and_then(|n| u32::try_from(n).ok()));
+    let per_second = match number("requests-per-second") {
+        Some(Some(n)) if (1..=1_000_000).contains(&n) => n,
+        _ => {
+            return Err(Error::invalid(
+                F,
+                "requests-per-second must be a whole number from 1 to 1000000",
+            ));
+        }
+    };
+    let burst = match number("burst") {
+        None => per_second,
+        Some(Some(b)) if b >= per_second && u64::from(b) <= 10 * u64::from(per_second) => b,
+        Some(_) => {
+            return Err(Error::invalid(
+                F,
+                "burst must be a whole number from requests-per-second to 10 times it",
+            ));
+        }
+    };
+    Ok(postern_core::model::RateLimit { per_second, burst })
 }
 
 /// Creates a service instance with a new client id.
@@ -176,6 +218,10 @@ pub async fn create_instance(
     let grant_types = grant_types(params.grant_types)?;
     let redirect_uris = redirect_uris(params.redirect_uris.unwrap_or_default())?;
     let token_validity = token_validity(params.token_validity.unwrap_or(plan.default_token_validity()))?;
+    let rate_limit = match &params.rate_limit {
+        Some(Some(v)) => Some(rate_limit(v)?),
+        _ => None,
+    };
     let instance = ServiceInstance {
         name,
         plan,
@@ -184,6 +230,7 @@ pub async fn create_instance(
         grant_types,
         redirect_uris,
         token_validity,
+        rate_limit,
         created_at: ctx.now,
         created_by: ctx.actor.to_owned(),
     };
@@ -288,6 +335,11 @@ pub async fn update_instance(
     if let Some(validity) = params.token_validity {
         instance.token_validity = token_validity(validity)?;
     }
+    match &params.rate_limit {
+        Some(Some(v)) => instance.rate_limit = Some(rate_limit(v)?),
+        Some(None) => instance.rate_limit = None,
+        None => {}
+    }
     if !ctx.store.update_instance(&instance).await? {
         return Err(Error::NotFound(format!("service instance {name}")));
     }
@@ -299,6 +351,7 @@ pub async fn update_instance(
             "roles": instance.roles,
             "grant-types": instance.grant_types,
             "access-token-validity": instance.token_validity,
+            "rate-limit": instance.rate_limit,
         }),
     )
     .await?;

@@ -82,10 +82,22 @@ pub struct ServiceInstance {
     pub redirect_uris: Vec<String>,
     /// Access-token validity in seconds (3600..=86400).
     pub token_validity: u32,
+    /// How fast each key of the instance may send (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
     /// Creation time.
     pub created_at: i64,
     /// Who created it.
     pub created_by: String,
+}
+
+/// A token-bucket rate: requests per second on average, in bursts of up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Average requests per second (1..=1,000,000).
+    #[serde(rename = "requests-per-second")]
+    pub per_second: u32,
+    /// Most requests at once after a quiet period (per_second..=10 × per_second, default per_second).
+    pub burst: u32,
 }
 
 /// The type of a service key.

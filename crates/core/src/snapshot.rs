@@ -67,6 +67,8 @@ pub struct Client {
     pub grant_types: Vec<String>,
     /// Access-token validity in seconds.
     pub token_validity: u32,
+    /// How fast each key may send.
+    pub rate_limit: Option<crate::model::RateLimit>,
 }
 
 /// A technical user as the request path sees it.
@@ -177,6 +179,7 @@ fn client_of(i: &ServiceInstance, keys: &[&ServiceKey]) -> (Arc<Client>, Vec<([u
             .collect(),
         grant_types: i.grant_types.clone(),
         token_validity: i.token_validity,
+        rate_limit: i.rate_limit,
     });
     let bindings = cert_keys
         .iter()
@@ -355,6 +358,7 @@ mod tests {
             grant_types: vec!["client_credentials".into()],
             redirect_uris: vec![],
             token_validity: 3600,
+            rate_limit: None,
             created_at: 1,
             created_by: "t".into(),
         }

@@ -80,6 +80,18 @@ impl ApiError {
         }
     }
 
+    pub(crate) fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = crate::guard::retry_after_secs(wait);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this credential sends faster than its instance's rate limit; retry after {secs} s"),
+            )
+        }
+    }
+
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

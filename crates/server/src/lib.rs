@@ -19,6 +19,7 @@ mod metrics;
 mod oauth;
 mod odata;
 mod queue;
+mod ratelimit;
 mod sender;
 pub mod state;
 mod tls;

@@ -44,6 +44,8 @@ pub(crate) struct Metrics {
     pub(crate) audit_queue: Arc<AtomicI64>,
     /// Current snapshot version.
     pub(crate) snapshot_version: AtomicU64,
+    /// Sender requests refused by a per-credential rate limit.
+    pub(crate) rate_limited: AtomicU64,
     /// Queue delivery attempts by outcome: delivered, retry, dead.
     pub(crate) queue_deliveries: [AtomicU64; 3],
     /// The credentials with an end, read from the store at most every [`EXPIRY_REFRESH`]: the
@@ -136,6 +138,12 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     );
     let _ = writeln!(out, "# TYPE postern_snapshot_version gauge");
     let _ = writeln!(out, "postern_snapshot_version {}", r(&m.snapshot_version));
+    let _ = writeln!(
+        out,
+        "# HELP postern_rate_limited_total Sender requests refused by a per-credential rate limit."
+    );
+    let _ = writeln!(out, "# TYPE postern_rate_limited_total counter");
+    let _ = writeln!(out, "postern_rate_limited_total {}", r(&m.rate_limited));
     let _ = writeln!(
         out,
         "# HELP postern_queue_deliveries_total Delivery attempts of queued messages by outcome."

@@ -70,6 +70,17 @@ async fn process(state: &AppState, req: Request) -> Response {
                 return answer.into_response();
             }
         };
+        if let Err(wait) = state
+            .rate()
+            .check(&live.security, &principal, std::time::Instant::now())
+        {
+            state
+                .metrics()
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            discard(body).await;
+            return ApiError::rate_limited(wait).into_response();
+        }
         let mut log = MplDraft::start(&flow, &principal.name);
         if let Err(missing) = require_any_or_partner(&principal, &flow.flow.roles, |u| {
             live.directory.is_authorized_user(u)

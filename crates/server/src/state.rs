@@ -100,6 +100,7 @@ struct Inner {
     wake_queue: Arc<tokio::sync::Notify>,
     metrics: Metrics,
     guard: crate::guard::Guard,
+    rate: crate::ratelimit::RateLimiter,
 }
 
 /// Background writers to wait for at shutdown.
@@ -166,6 +167,7 @@ impl AppState {
             wake_queue: wake.clone(),
             metrics,
             guard: crate::guard::Guard::new(lockout),
+            rate: crate::ratelimit::RateLimiter::default(),
         }));
         // Forget failure counts whose window has passed (a weak handle: ends with the state).
         let weak = Arc::downgrade(&state.0);
@@ -225,6 +227,10 @@ impl AppState {
     /// Run-time settings.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
+    }
+
+    pub(crate) fn rate(&self) -> &crate::ratelimit::RateLimiter {
+        &self.0.rate
     }
 
     pub(crate) fn guard(&self) -> &crate::guard::Guard {

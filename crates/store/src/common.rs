@@ -288,6 +288,17 @@ pub fn audit_link(previous: &[u8], e: &postern_core::model::AuditEntry) -> Vec<u
     ctx.finish().as_ref().to_vec()
 }
 
+/// A stored rate limit (both columns set), or none.
+pub(crate) fn rate_limit(
+    per_second: Option<i64>,
+    burst: Option<i64>,
+) -> Option<postern_core::model::RateLimit> {
+    Some(postern_core::model::RateLimit {
+        per_second: u32::try_from(per_second?).ok()?,
+        burst: u32::try_from(burst?).ok()?,
+    })
+}
+
 /// A query written with `?` placeholders, numbered `$1, $2, ...` for PostgreSQL. Only for our own
 /// query texts, which hold no `?` inside literals.
 pub(crate) fn numbered(sql: &str) -> String {

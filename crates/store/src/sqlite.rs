@@ -221,8 +221,8 @@ impl InstanceStore for SqliteStore {
     async fn insert_instance(&self, i: &ServiceInstance) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(storage)?;
         sqlx::query(
-            "INSERT INTO service_instances (name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO service_instances (name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.name.as_str())
         .bind(i.plan.as_str())
@@ -230,6 +230,8 @@ impl InstanceStore for SqliteStore {
         .bind(to_json(&i.grant_types))
         .bind(to_json(&i.redirect_uris))
         .bind(i64::from(i.token_validity))
+        .bind(i.rate_limit.map(|r| i64::from(r.per_second)))
+        .bind(i.rate_limit.map(|r| i64::from(r.burst)))
         .bind(i.created_at)
         .bind(&i.created_by)
         .execute(&mut *tx)
@@ -242,11 +244,13 @@ impl InstanceStore for SqliteStore {
     async fn update_instance(&self, i: &ServiceInstance) -> Result<bool> {
         let mut tx = self.write.begin().await.map_err(storage)?;
         let done = sqlx::query(
-            "UPDATE service_instances SET grant_types = ?, redirect_uris = ?, token_validity = ? WHERE name = ?",
+            "UPDATE service_instances SET grant_types = ?, redirect_uris = ?, token_validity = ?, rate_per_second = ?, rate_burst = ? WHERE name = ?",
         )
         .bind(to_json(&i.grant_types))
         .bind(to_json(&i.redirect_uris))
         .bind(i64::from(i.token_validity))
+        .bind(i.rate_limit.map(|r| i64::from(r.per_second)))
+        .bind(i.rate_limit.map(|r| i64::from(r.burst)))
         .bind(i.name.as_str())
         .execute(&mut *tx)
         .await
@@ -334,10 +338,10 @@ impl InstanceStore for SqliteStore {
     }
 }
 
-const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by \
      FROM service_instances ORDER BY name";
 
-const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by \
      FROM service_instances WHERE name = ?";
 
 fn instance_row<'a>(
@@ -360,6 +364,7 @@ fn instance_row<'a>(
         grant_types: json_list(row.get("grant_types"))?,
         redirect_uris: json_list(row.get("redirect_uris"))?,
         token_validity: u32::try_from(validity).map_err(|e| corrupt("token validity", e))?,
+        rate_limit: crate::common::rate_limit(row.get("rate_per_second"), row.get("rate_burst")),
         created_at: row.get("created_at"),
         created_by: row.get("created_by"),
     })

@@ -146,3 +146,105 @@ async fn lockout_can_be_switched_off() {
     }
     assert_eq!(call(&s, &c, &basic(&id, &secret)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn instances_limit_how_fast_each_key_sends() {
+    let s = Server::start().await;
+    s.sender("Orders.Send", "other").await;
+    let (st, v) = s
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/service-instances",
+            Some(serde_json::json!({ "name": "limited", "plan": "integration-flow",
+                "parameters": { "roles": ["Orders.Send"], "rate-limit": { "requests-per-second": 1, "burst": 2 } } })),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (k1, s1) = s.key("limited", "k1").await;
+    let (k2, s2) = s.key("limited", "k2").await;
+    let (other_id, other_secret) = s.key("other", "k2").await;
+    let (st, b) = s
+        .deploy(&crate::fixture::echo_user_flow(
+            "orders-in",
+            "/orders",
+            "Orders.Send",
+        ))
+        .await;
+    assert_eq!(st, 201, "{b}");
+
+    // Six at once from one key: the burst of two, then 429 with Retry-After, whatever the pace
+    // of this machine (each second refills one).
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = s.call("/orders", Some(&basic(&k1, &s1)), "x").await;
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().expect("text").to_owned());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    assert!(allowed >= 2 && allowed <= 2 + refilled, "{statuses:?}");
+    if refilled < 4 {
+        assert!(statuses.contains(&429), "{statuses:?}");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+    }
+    // Each key has its own bucket; other instances have none.
+    assert_eq!(s.call("/orders", Some(&basic(&k2, &s2)), "x").await.status(), 200);
+    for _ in 0..10 {
+        assert_eq!(
+            s.call("/orders", Some(&basic(&other_id, &other_secret)), "x")
+                .await
+                .status(),
+            200
+        );
+    }
+    let metrics = s
+        .http
+        .get(s.at("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("postern_rate_limited_total 0\n") || refilled >= 4,
+        "{metrics}"
+    );
+
+    // Removed: the key sends freely at once.
+    let (st, v) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/admin/v1/service-instances/limited",
+            Some(serde_json::json!({ "parameters": { "rate-limit": null } })),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for _ in 0..6 {
+        assert_eq!(s.call("/orders", Some(&basic(&k1, &s1)), "x").await.status(), 200);
+    }
+    for bad in [
+        serde_json::json!({ "requests-per-second": 0 }),
+        serde_json::json!({ "requests-per-second": 5, "burst": 2 }),
+        serde_json::json!({ "requests-per-second": 5, "burst": 100 }),
+        serde_json::json!({ "per-second": 5 }),
+        serde_json::json!(7),
+    ] {
+        let (st, v) = s
+            .admin(
+                reqwest::Method::PATCH,
+                "/admin/v1/service-instances/limited",
+                Some(serde_json::json!({ "parameters": { "rate-limit": bad } })),
+            )
+            .await;
+        assert_eq!(st, 400, "{bad}: {v}");
+        assert!(v["message"].as_str().expect("m").contains("rate-limit"), "{v}");
+    }
+}

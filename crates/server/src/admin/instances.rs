@@ -68,6 +68,7 @@ pub(crate) fn view(i: &ServiceInstance, keys: &[ServiceKey]) -> Value {
             "grant-types": i.grant_types,
             "redirect-uris": i.redirect_uris,
             "access-token-validity": i.token_validity,
+            "rate-limit": i.rate_limit,
         },
         "createdAt": time(i.created_at),
         "createdBy": i.created_by,

@@ -393,6 +393,7 @@ async fn instance_create(State(s): State<AppState>, session: Session, body: Byte
         grant_types: (!grants.is_empty()).then_some(grants),
         redirect_uris: None,
         token_validity: None,
+        rate_limit: None,
     };
     let c = session.ctx(&s);
     let zone = s.config().zone.clone();
@@ -457,6 +458,7 @@ async fn instance_roles(
         grant_types: None,
         redirect_uris: None,
         token_validity: None,
+        rate_limit: None,
     };
     let c = session.ctx(&s);
     match s

@@ -11,10 +11,10 @@ use super::{PgStore, storage};
 use crate::InstanceStore;
 use crate::common::{corrupt, fingerprint, json_list, to_json};
 
-const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+const INSTANCE_SELECT: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by \
      FROM service_instances ORDER BY name";
 
-const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by \
+const INSTANCE_BY_NAME: &str = "SELECT name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by \
      FROM service_instances WHERE name = $1";
 
 /// The instance's roles, in their order.
@@ -76,8 +76,8 @@ impl InstanceStore for PgStore {
         // Serialised: it grants roles, which a concurrent role delete checks.
         let mut tx = self.begin_serialised().await?;
         sqlx::query(
-            "INSERT INTO service_instances (name, plan, client_id, grant_types, redirect_uris, token_validity, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO service_instances (name, plan, client_id, grant_types, redirect_uris, token_validity, rate_per_second, rate_burst, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(i.name.as_str())
         .bind(i.plan.as_str())
@@ -85,6 +85,8 @@ impl InstanceStore for PgStore {
         .bind(to_json(&i.grant_types))
         .bind(to_json(&i.redirect_uris))
         .bind(i64::from(i.token_validity))
+        .bind(i.rate_limit.map(|r| i64::from(r.per_second)))
+        .bind(i.rate_limit.map(|r| i64::from(r.burst)))
         .bind(i.created_at)
         .bind(&i.created_by)
         .execute(&mut *tx)
@@ -98,11 +100,13 @@ impl InstanceStore for PgStore {
         // Serialised: it grants roles, which a concurrent role delete checks.
         let mut tx = self.begin_serialised().await?;
         let done = sqlx::query(
-            "UPDATE service_instances SET grant_types = $1, redirect_uris = $2, token_validity = $3 WHERE name = $4",
+            "UPDATE service_instances SET grant_types = $1, redirect_uris = $2, token_validity = $3, rate_per_second = $4, rate_burst = $5 WHERE name = $6",
         )
         .bind(to_json(&i.grant_types))
         .bind(to_json(&i.redirect_uris))
         .bind(i64::from(i.token_validity))
+        .bind(i.rate_limit.map(|r| i64::from(r.per_second)))
+        .bind(i.rate_limit.map(|r| i64::from(r.burst)))
         .bind(i.name.as_str())
         .execute(&mut *tx)
         .await
@@ -209,6 +213,7 @@ fn instance_row<'a>(row: &PgRow, roles: impl Iterator<Item = &'a str>) -> Result
         grant_types: json_list(row.get("grant_types"))?,
         redirect_uris: json_list(row.get("redirect_uris"))?,
         token_validity: u32::try_from(validity).map_err(|e| corrupt("token validity", e))?,
+        rate_limit: crate::common::rate_limit(row.get("rate_per_second"), row.get("rate_burst")),
         created_at: row.get("created_at"),
         created_by: row.get("created_by"),
     })

@@ -72,6 +72,7 @@ fn instance(name: &str, roles: &[&str]) -> ServiceInstance {
         grant_types: vec!["client_credentials".into()],
         redirect_uris: vec![],
         token_validity: 3600,
+        rate_limit: None,
         created_at: 2,
         created_by: "admin".into(),
     }
