@@ -246,6 +246,10 @@ test("partner directory CRUD, and a denied message shows why", async () => {
   await page.getByRole("heading", { name: "Why it failed" }).waitFor();
   const reason = await page.locator(".reason").textContent();
   assert.match(reason, /555555555/);
+  // The decision trace: which check refused it, why, and the id the message carried.
+  const decision = await page.locator(".reason dl.decision").textContent();
+  assert.match(decision, /partner[\s\S]*unknown_alternative_partner/);
+  assert.match(decision, /Id in the message\s*555555555/);
   await shot("09-denied-message");
   await page.goto(`${base}/console/messages?status=FAILED`);
   assert.match(await page.locator("tbody").textContent(), /FAILED/);

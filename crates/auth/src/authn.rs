@@ -57,6 +57,19 @@ pub enum PrincipalKind {
     },
 }
 
+impl PrincipalKind {
+    /// The authenticator that accepted the caller, as the decision trace names it.
+    pub fn authenticator(&self) -> &'static str {
+        match self {
+            PrincipalKind::ServiceKey { .. } => "service-key",
+            PrincipalKind::User => "user",
+            PrincipalKind::Certificate { .. } => "certificate-key",
+            PrincipalKind::MappedCertificate => "certificate-mapping",
+            PrincipalKind::Token { .. } => "bearer",
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -113,6 +126,19 @@ impl AuthFailure {
     /// Whether the caller tried a bearer token (the 401 then challenges with `Bearer error=...`).
     pub fn is_token(self) -> bool {
         matches!(self, AuthFailure::Token(_) | AuthFailure::RevokedToken)
+    }
+
+    /// The authenticator that refused the caller (`basic`, `service-key`, `user`, `bearer`,
+    /// `certificate`), or `none` when nothing was presented.
+    pub fn authenticator(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "none",
+            AuthFailure::Malformed(_) | AuthFailure::UnknownUser => "basic",
+            AuthFailure::BadSecret | AuthFailure::Expired => "service-key",
+            AuthFailure::BadPassword => "user",
+            AuthFailure::Token(_) | AuthFailure::RevokedToken => "bearer",
+            AuthFailure::UnknownCertificate => "certificate",
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Message processing logs (MPLs) and the query shape the SAP-compatible API asks the store for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Outcome of a processed message, with SAP's status names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,6 +77,69 @@ pub struct Mpl {
     pub http_status: u16,
     /// Error text for FAILED messages.
     pub error: Option<String>,
+    /// For a refused message, which check refused it and why (the decision trace).
+    pub denial: Option<Denial>,
+}
+
+/// Why a check refused a message, as data: which check, through which authenticator, what it
+/// required and what the message or caller brought. Never holds a secret; the same shape is
+/// stored in the MPL, shown in the console and answered by `explain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Denial {
+    /// The check: `role`, `client-certificate`, `partner`, or the kind of the step that refused.
+    pub check: String,
+    /// What failed, a stable code (`missing_role`, `certificate_not_allowed`,
+    /// `partner_mismatch`, `unknown_alternative_partner`, `not_an_authorized_user`, ...).
+    pub reason: String,
+    /// How the caller authenticated (`service-key`, `user`, `bearer`, `certificate-key`,
+    /// `certificate-mapping`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticator: Option<String>,
+    /// The roles the sender channel accepts (any one suffices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_roles: Vec<String>,
+    /// The partner the caller may send as (from the authorized users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_partner: Option<String>,
+    /// The partner the message names (after mapping an alternative partner id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_partner: Option<String>,
+    /// The partner id as the message carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_id: Option<String>,
+    /// Where the partner id was read (`xpath /Order/SenderId`, `EDIFACT UNB`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Subject DN of the client certificate, for certificate checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Issuer DN of the client certificate, for certificate checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl Denial {
+    /// A denial by `check` for `reason`, the other fields empty.
+    pub fn new(check: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            reason: reason.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The stored form (JSON).
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and vectors cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the stored form; `None` for text that is not a denial (it is shown as absent
+    /// rather than failing the whole MPL read).
+    pub fn from_json(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
 }
 
 /// A field the MPL query may filter or sort on.

@@ -9,6 +9,7 @@ pub mod expr;
 pub mod message;
 pub mod pipeline;
 pub mod receiver;
+pub mod stats;
 pub mod step;
 pub mod table;
 

@@ -1,6 +1,7 @@
 //! Running a message through a flow: steps in order, then the receiver.
 
 use bytes::Bytes;
+use postern_core::mpl::Denial;
 
 use crate::definition::{Flow, Receiver};
 use crate::message::Message;
@@ -81,7 +82,9 @@ impl Flow {
     /// message still runs through every step.
     pub fn precheck(&self, msg: &Message, env: &Env<'_>) -> Result<(), StepError> {
         match self.steps.first() {
-            Some(step) if step.prefix().is_some() => step.precheck(msg, env),
+            Some(step) if step.prefix().is_some() => {
+                step.precheck(msg, env).map_err(|e| traced(step.kind(), e))
+            }
             _ => Ok(()),
         }
     }
@@ -92,7 +95,7 @@ impl Flow {
     pub fn explain(&self, mut msg: Message, env: &Env<'_>) -> Vec<(&'static str, Result<(), StepError>)> {
         let mut out = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
-            let r = step.process(&mut msg, env);
+            let r = step.process(&mut msg, env).map_err(|e| traced(step.kind(), e));
             let failed = r.is_err();
             out.push((step.kind(), r));
             if failed {
@@ -108,7 +111,7 @@ impl Flow {
         for step in &self.steps {
             if let Err(e) = step.process(&mut msg, env) {
                 return Processed {
-                    outcome: Err(e),
+                    outcome: Err(traced(step.kind(), e)),
                     partner: msg.property("SAP_PartnerID").map(str::to_owned),
                 };
             }
@@ -136,4 +139,13 @@ impl Flow {
         };
         Processed { outcome, partner }
     }
+}
+
+/// A step's refusal with its decision trace: the step's own, or one naming the step and the
+/// error kind. Failures on our side (5xx) are not refusals and get none.
+fn traced(step: &'static str, mut e: StepError) -> StepError {
+    if e.denial.is_none() && (400..500).contains(&e.status) {
+        e.denial = Some(Box::new(Denial::new(step, e.kind)));
+    }
+    e
 }

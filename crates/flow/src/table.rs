@@ -10,6 +10,7 @@ use postern_core::model::StoredFlow;
 
 use crate::definition::{Flow, parse_flow};
 use crate::receiver::BackendCredential;
+use crate::stats::FlowStats;
 
 /// A flow as deployed: compiled, with where it came from.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct DeployedFlow {
     pub deployed_at: i64,
     /// Who deployed it.
     pub deployed_by: String,
+    /// Requests and latencies (carried over from the table this one replaces).
+    pub stats: Arc<FlowStats>,
 }
 
 /// Deployed flows by address and by id.
@@ -35,10 +38,12 @@ pub struct FlowTable {
 impl FlowTable {
     /// Compiles stored flows. A flow that no longer compiles is left out and returned with its
     /// error so the caller can report it; the others still serve.
-    /// Credentials are looked up by name and bound to the receivers that present them.
+    /// Credentials are looked up by name and bound to the receivers that present them; each
+    /// flow keeps the counters it had in `previous`.
     pub fn build(
         stored: &[StoredFlow],
         credentials: &dyn Fn(&str) -> Option<BackendCredential>,
+        previous: &FlowTable,
     ) -> (Self, Vec<(String, Error)>) {
         let mut table = Self::default();
         let mut failed = Vec::new();
@@ -51,6 +56,10 @@ impl FlowTable {
                         yaml: s.yaml.clone(),
                         deployed_at: s.deployed_at,
                         deployed_by: s.deployed_by.clone(),
+                        stats: previous
+                            .get(s.id.as_str())
+                            .map(|d| d.stats.clone())
+                            .unwrap_or_default(),
                     });
                     table.insert(d);
                 }
@@ -130,6 +139,7 @@ mod tests {
                 stored("c", "/partners/acme/*"),
             ],
             &|_| None,
+            &FlowTable::default(),
         );
         assert!(failed.is_empty());
         let id = |p: &str| t.route(p).map(|f| f.flow.id.to_string());

@@ -66,6 +66,19 @@ pub enum Denied {
     },
 }
 
+impl Denied {
+    /// A stable code for the decision trace.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denied::NoUser => "no_user",
+            Denied::NotAuthorized { .. } => "not_an_authorized_user",
+            Denied::UnknownQualifier { .. } => "unknown_qualifier",
+            Denied::UnknownAlternative { .. } => "unknown_alternative_partner",
+            Denied::Mismatch { .. } => "partner_mismatch",
+        }
+    }
+}
+
 impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

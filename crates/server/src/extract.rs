@@ -166,7 +166,7 @@ pub(crate) fn auth_failed(state: &AppState, failure: AuthFailure, source: &str, 
         actor: "-".into(),
         action: "auth.failed".into(),
         target: path.chars().take(200).collect(),
-        detail: serde_json::json!({ "reason": reason }).to_string(),
+        detail: serde_json::json!({ "reason": reason, "authenticator": failure.authenticator() }).to_string(),
         source: source.to_owned(),
     };
     // Under a flood of bad requests the audit queue may fill; dropping (and counting) beats

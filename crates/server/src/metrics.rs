@@ -157,6 +157,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     expiring(&state, &mut out).await;
+    flow_metrics(&state, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -219,6 +220,58 @@ async fn expiring(state: &AppState, out: &mut String) {
             out,
             "postern_credentials_next_expiry_seconds {}",
             (next - now) / 1000
+        );
+    }
+}
+
+/// Requests and latency per deployed flow (flow ids are `[A-Za-z0-9._-]`, safe as label values).
+fn flow_metrics(state: &AppState, out: &mut String) {
+    use postern_flow::stats::BUCKETS;
+    let live = state.live();
+    let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP postern_flow_requests_total Sender requests by flow and status class."
+    );
+    let _ = writeln!(out, "# TYPE postern_flow_requests_total counter");
+    for d in live.flows.iter() {
+        for (class, c) in ["2xx", "4xx", "5xx"].iter().zip(&d.stats.by_class) {
+            let _ = writeln!(
+                out,
+                "postern_flow_requests_total{{flow=\"{}\",class=\"{class}\"}} {}",
+                d.flow.id,
+                r(c)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP postern_flow_request_duration_seconds Time from request to answer headers, by flow."
+    );
+    let _ = writeln!(out, "# TYPE postern_flow_request_duration_seconds histogram");
+    for d in live.flows.iter() {
+        let id = &d.flow.id;
+        let mut cumulative = 0;
+        for (bound, c) in BUCKETS.iter().zip(&d.stats.buckets) {
+            cumulative += r(c);
+            let _ = writeln!(
+                out,
+                "postern_flow_request_duration_seconds_bucket{{flow=\"{id}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = r(&d.stats.count);
+        let _ = writeln!(
+            out,
+            "postern_flow_request_duration_seconds_bucket{{flow=\"{id}\",le=\"+Inf\"}} {count}"
+        );
+        let sum = r(&d.stats.sum_micros) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "postern_flow_request_duration_seconds_sum{{flow=\"{id}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "postern_flow_request_duration_seconds_count{{flow=\"{id}\"}} {count}"
         );
     }
 }

@@ -14,8 +14,9 @@ use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use postern_auth::AuthFailure;
 use postern_auth::authz::require_any_or_partner;
-use postern_core::mpl::{Mpl, MplStatus};
+use postern_core::mpl::{Denial, Mpl, MplStatus};
 use postern_flow::receiver::{HttpReceiver, Outgoing, QueueReceiver};
+use postern_flow::step::StepError;
 use postern_flow::table::DeployedFlow;
 use postern_flow::{Env, Message, Next, Reply};
 use postern_store::queue::{Enqueued, NewQueued, QueueStatus, QueuedMessage};
@@ -35,21 +36,30 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
-    let status_and_response = process(&state, req).await;
-    state
-        .metrics()
-        .sender_status(status_and_response.status().as_u16());
-    status_and_response
-}
-
-async fn process(state: &AppState, req: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let live = state.live_full();
     let path = parts.uri.path().strip_prefix("/http").unwrap_or("");
     let Some(flow) = live.flows.route(path).cloned() else {
         discard(body).await;
+        state.metrics().sender_status(404);
         return ApiError::not_found("no deployed flow serves this address").into_response();
     };
+    let resp = process(&state, live, flow.clone(), parts, body).await;
+    let status = resp.status().as_u16();
+    state.metrics().sender_status(status);
+    flow.stats.record(status, started.elapsed());
+    resp
+}
+
+async fn process(
+    state: &AppState,
+    live: Arc<crate::state::Live>,
+    flow: Arc<DeployedFlow>,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Response {
+    let path = parts.uri.path().strip_prefix("/http").unwrap_or("");
     if parts.method != Method::POST && parts.method != Method::PUT {
         discard(body).await;
         return ApiError::method_not_allowed("POST, PUT").into_response();
@@ -86,8 +96,13 @@ async fn process(state: &AppState, req: Request) -> Response {
             live.directory.is_authorized_user(u)
         }) {
             let message = format!("{} is not authorized for this flow: {missing}", principal.name);
+            let denial = Denial {
+                authenticator: Some(principal.kind.authenticator().into()),
+                required_roles: missing.required.iter().map(|r| r.to_string()).collect(),
+                ..Denial::new("role", "missing_role")
+            };
             discard(body).await;
-            return log.failed(state, ApiError::forbidden(message)).await;
+            return log.denied(state, ApiError::forbidden(message), denial).await;
         }
         (Some(principal.name), log)
     } else {
@@ -100,11 +115,12 @@ async fn process(state: &AppState, req: Request) -> Response {
             discard(body).await;
             return answer.into_response();
         };
-        let user = state
+        let authenticated = state
             .authn()
             .certificate(&live.security, &cert.sha256, now_ms())
-            .ok()
-            .map(|p| p.name);
+            .ok();
+        let authenticator = authenticated.as_ref().map(|p| p.kind.authenticator().to_owned());
+        let user = authenticated.map(|p| p.name);
         let shown = user
             .clone()
             .unwrap_or_else(|| Arc::from(cert.subject_text.as_ref()));
@@ -118,8 +134,14 @@ async fn process(state: &AppState, req: Request) -> Response {
                 "the client certificate (subject {}, issuer {}) is not allowed for this flow",
                 cert.subject_text, cert.issuer_text
             );
+            let denial = Denial {
+                authenticator,
+                subject: Some(cert.subject_text.to_string()),
+                issuer: Some(cert.issuer_text.to_string()),
+                ..Denial::new("client-certificate", "certificate_not_allowed")
+            };
             discard(body).await;
-            return log.failed(state, ApiError::forbidden(message)).await;
+            return log.denied(state, ApiError::forbidden(message), denial).await;
         }
         (user, log)
     };
@@ -168,8 +190,7 @@ async fn process(state: &AppState, req: Request) -> Response {
         };
         if let Err(e) = refused {
             discard(body).await;
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN);
-            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+            return log.step_failed(state, e, StatusCode::FORBIDDEN).await;
         }
     }
     msg.body = match body.collect().await {
@@ -186,8 +207,7 @@ async fn process(state: &AppState, req: Request) -> Response {
     let next = match processed.outcome {
         Ok(next) => next,
         Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+            return log.step_failed(state, e, StatusCode::INTERNAL_SERVER_ERROR).await;
         }
     };
     match next {
@@ -210,8 +230,7 @@ async fn process(state: &AppState, req: Request) -> Response {
                 }
                 Err(e) => {
                     let e = e.to_step_error();
-                    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
-                    log.failed(state, ApiError::new(status, e.kind, e.message)).await
+                    log.step_failed(state, e, StatusCode::BAD_GATEWAY).await
                 }
             }
         }
@@ -281,6 +300,7 @@ async fn enqueue(
             log_end: now,
             http_status: 202,
             error: None,
+            denial: None,
         },
         idempotent_since: now - window,
     };
@@ -332,8 +352,7 @@ async fn stream_through(
         }
         Err(e) => {
             discard(body).await;
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return log.failed(state, ApiError::new(status, e.kind, e.message)).await;
+            return log.step_failed(state, e, StatusCode::INTERNAL_SERVER_ERROR).await;
         }
     };
     let (body, over) = crate::forward::SenderBody::new(body, limit);
@@ -363,8 +382,7 @@ async fn stream_through(
         }
         Err(e) => {
             let e = e.to_step_error();
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            log.failed(state, ApiError::new(status, e.kind, e.message)).await
+            log.step_failed(state, e, StatusCode::BAD_GATEWAY).await
         }
     }
 }
@@ -506,6 +524,8 @@ struct MplDraft {
     partner: Option<String>,
     /// Whether a successful message is logged (`log_level: info`).
     log_successes: bool,
+    /// Why the message was refused, when a check refused it.
+    denial: Option<Denial>,
 }
 
 impl MplDraft {
@@ -517,6 +537,7 @@ impl MplDraft {
             start: now_ms(),
             partner: None,
             log_successes: flow.flow.log_successes,
+            denial: None,
         }
     }
 
@@ -528,6 +549,20 @@ impl MplDraft {
         let mut resp = error.with_id(&guid).into_response();
         set_mpl_header(&mut resp, &guid);
         resp
+    }
+
+    /// Answers a refusal by a check and logs it with its decision trace.
+    async fn denied(&mut self, state: &AppState, error: ApiError, denial: Denial) -> Response {
+        self.denial = Some(denial);
+        self.failed(state, error).await
+    }
+
+    /// Answers a step's or receiver's error (`status` when its own is not a valid code), with
+    /// the step's decision trace when it refused the message.
+    async fn step_failed(&mut self, state: &AppState, e: StepError, status: StatusCode) -> Response {
+        let status = StatusCode::from_u16(e.status).unwrap_or(status);
+        self.denial = e.denial.map(|d| *d);
+        self.failed(state, ApiError::new(status, e.kind, e.message)).await
     }
 
     /// Hands on an answer that is a failure all the same (a back end's 4xx).
@@ -560,6 +595,7 @@ impl MplDraft {
             log_end: now_ms(),
             http_status,
             error,
+            denial: self.denial.take(),
         };
         state.mpl().send(entry).await;
     }

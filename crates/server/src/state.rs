@@ -506,7 +506,8 @@ impl AppState {
             }
             opened
         };
-        let (table, failed) = FlowTable::build(flows, &lookup);
+        let previous = self.0.live.load().flows.clone();
+        let (table, failed) = FlowTable::build(flows, &lookup, &previous);
         for (id, e) in failed {
             tracing::error!(flow = %id, error = %e, "deployed flow no longer compiles; it is not served");
         }

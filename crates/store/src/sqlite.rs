@@ -13,7 +13,7 @@ use postern_core::model::{
     AuditEntry, BoundCertificate, KeyType, Plan, Role, ServiceInstance, ServiceKey, StoredCa, StoredFlow,
     TechnicalUser, TokenKey, TrustedCa,
 };
-use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
+use postern_core::mpl::{CmpOp, Condition, Denial, Literal, Mpl, MplField, MplQuery, MplStatus};
 use postern_core::{Error, Result};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -584,10 +584,10 @@ impl MplStore for SqliteStore {
     async fn insert_mpls(&self, batch: &[Mpl]) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(storage)?;
         // Multi-row INSERTs: one statement per chunk, not per row (each sqlx statement is a
-        // round trip to SQLite's worker thread). 10 binds a row stays far below SQLite's limit.
+        // round trip to SQLite's worker thread). 11 binds a row stays far below SQLite's limit.
         for chunk in batch.chunks(MPL_ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error) ",
+                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial) ",
             );
             q.push_values(chunk, |mut row, m| {
                 row.push_bind(m.guid.clone())
@@ -599,7 +599,8 @@ impl MplStore for SqliteStore {
                     .push_bind(m.log_start)
                     .push_bind(m.log_end)
                     .push_bind(i64::from(m.http_status))
-                    .push_bind(m.error.clone());
+                    .push_bind(m.error.clone())
+                    .push_bind(m.denial.as_ref().map(Denial::to_json));
             });
             q.build().execute(&mut *tx).await.map_err(storage)?;
         }
@@ -608,7 +609,7 @@ impl MplStore for SqliteStore {
 
     async fn query_mpls(&self, query: &MplQuery) -> Result<Vec<Mpl>> {
         let mut sql = String::from(
-            "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error FROM mpl",
+            "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial FROM mpl",
         );
         push_where(&mut sql, mpl_comparisons(&query.conditions), |_| "?".into());
         let (field, desc) = query.order_by.unwrap_or((MplField::LogEnd, true));
@@ -674,6 +675,7 @@ fn mpl_row(row: &sqlx::sqlite::SqliteRow) -> Result<Mpl> {
         log_end: row.get("log_end"),
         http_status: u16::try_from(http_status).map_err(|e| corrupt("http status", e))?,
         error: row.get("error"),
+        denial: row.get::<Option<&str>, _>("denial").and_then(Denial::from_json),
     })
 }
 

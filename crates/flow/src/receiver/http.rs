@@ -194,6 +194,7 @@ impl DeliveryError {
             _ => (502, "receiver_failed"),
         };
         StepError {
+            denial: None,
             status,
             kind,
             message: self.message().to_owned(),
@@ -276,6 +277,7 @@ impl HttpReceiver {
                     format!("partner {pid} has no string parameter {name}")
                 };
                 return Err(StepError {
+                    denial: None,
                     status: 500,
                     kind: "flow_error",
                     message: format!("the receiver URL reads ${{partner.{name}}}, but {whose}"),
@@ -288,6 +290,7 @@ impl HttpReceiver {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
         let Some(parsed) = parsed else {
             return Err(StepError {
+                denial: None,
                 status: 500,
                 kind: "flow_error",
                 message: "the receiver URL did not render to an absolute http(s) URL".into(),

@@ -6,6 +6,7 @@ mod script;
 
 pub use content_modifier::ContentModifier;
 pub use partner_authorization::PartnerAuthorization;
+use postern_core::mpl::Denial;
 use postern_partner::Directory;
 pub use script::{MAX_SCRIPT_BYTES, Script};
 
@@ -20,6 +21,9 @@ pub struct StepError {
     pub kind: &'static str,
     /// A message safe to show the sender.
     pub message: String,
+    /// For a refusal, the decision trace (which check, what it wanted, what it found); steps
+    /// that give none are traced by their kind and error kind.
+    pub denial: Option<Box<Denial>>,
 }
 
 /// What steps may read besides the message: the current snapshot's Partner Directory.

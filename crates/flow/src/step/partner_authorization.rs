@@ -2,8 +2,9 @@
 //! EDIFACT UNB, X12 ISA, IDoc control record), maps it to a Pid through the alternative partners
 //! when configured, and lets the message on only when it is the partner of the authenticated user.
 
-use postern_partner::check::{Mapping, Passed, check};
-use postern_partner::extract::{ExtractError, Extractor};
+use postern_core::mpl::Denial;
+use postern_partner::check::{Denied, Mapping, Passed, check};
+use postern_partner::extract::{ExtractError, Extractor, Found};
 
 use super::{Env, Step, StepError};
 use crate::message::Message;
@@ -25,11 +26,31 @@ impl PartnerAuthorization {
     }
 }
 
-fn denied(message: String) -> StepError {
+/// The refusal for `d`, with its decision trace.
+fn denied(d: &Denied, found: &Found, source: String) -> StepError {
+    let mut trace = Denial {
+        source: Some(source),
+        ..Denial::new("partner", d.code())
+    };
+    match d {
+        Denied::NoUser | Denied::UnknownQualifier { .. } => {}
+        Denied::NotAuthorized { .. } => trace.found_id = Some(found.id.clone()),
+        Denied::UnknownAlternative { id, .. } => trace.found_id = Some(id.clone()),
+        Denied::Mismatch {
+            user_pid,
+            message_pid,
+            ..
+        } => {
+            trace.expected_partner = Some(user_pid.clone());
+            trace.found_partner = Some(message_pid.clone());
+            trace.found_id = Some(found.id.clone());
+        }
+    }
     StepError {
         status: 403,
         kind: "forbidden",
-        message,
+        message: d.to_string(),
+        denial: Some(Box::new(trace)),
     }
 }
 
@@ -42,17 +63,19 @@ impl PartnerAuthorization {
                 ExtractError::TooLarge(_) => (413, "payload_too_large"),
                 _ => (400, "bad_request"),
             };
+            let source = self.extractor.describe();
             StepError {
                 status,
                 kind,
-                message: format!(
-                    "partner check: cannot read the partner ({}): {e}",
-                    self.extractor.describe()
-                ),
+                message: format!("partner check: cannot read the partner ({source}): {e}"),
+                denial: Some(Box::new(Denial {
+                    source: Some(source),
+                    ..Denial::new("partner", "unreadable_partner")
+                })),
             }
         })?;
         check(env.directory, msg.header(USER_HEADER), &found, &self.mapping)
-            .map_err(|d| denied(d.to_string()))
+            .map_err(|d| denied(&d, &found, self.extractor.describe()))
     }
 }
 

@@ -177,18 +177,21 @@ fn failure(e: &EvalAltResult) -> StepError {
                 .map(|m| m.to_string())
                 .unwrap_or_else(|| "denied by the flow's script".into());
             return StepError {
+                denial: None,
                 status,
                 kind: if status == 403 { "forbidden" } else { "bad_request" },
                 message: clip(&message),
             };
         }
         return StepError {
+            denial: None,
             status: 403,
             kind: "forbidden",
             message: clip(&value.to_string()),
         };
     }
     StepError {
+        denial: None,
         status: 500,
         kind: "flow_error",
         message: clip(&format!("script error: {e}")),
@@ -207,6 +210,7 @@ impl Step for Script {
     fn process(&self, msg: &mut Message, env: &Env<'_>) -> Result<(), StepError> {
         if msg.body.len() > MAX_STRING {
             return Err(StepError {
+                denial: None,
                 status: 413,
                 kind: "payload_too_large",
                 message: format!("scripts read bodies up to {MAX_STRING} bytes"),

@@ -117,6 +117,24 @@ async fn mpls_in_sap_shape_with_filters() {
         .await
         .expect("text");
     assert!(err.contains("Other.Send"), "{err}");
+    let (st, info) = s
+        .admin(
+            Method::GET,
+            &format!("/api/v1/MessageProcessingLogs('{denied_guid}')/ErrorInformation"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{info}");
+    assert_eq!(
+        info["d"]["Denial"],
+        serde_json::json!({
+            "check": "role",
+            "reason": "missing_role",
+            "authenticator": "service-key",
+            "requiredRoles": ["Other.Send"],
+        })
+    );
+    assert_eq!(info["d"]["MessageGuid"], denied_guid.as_str());
     let count = s
         .http
         .get(s.at("/api/v1/MessageProcessingLogs/$count?$filter=Status%20eq%20'FAILED'"))
@@ -263,4 +281,42 @@ async fn log_level_none_logs_only_failed_messages() {
         .deploy(&quiet.replace("log_level: none", "log_level: debug"))
         .await;
     assert_eq!(st, 400, "{v}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_latency_per_flow() {
+    let s = Server::start().await;
+    let (id, secret) = s.orders_flow().await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.call("/orders", Some(&basic(&id, &secret)), "x").await.status(),
+            200
+        );
+    }
+    assert_eq!(s.call("/orders", None, "x").await.status(), 401);
+    // Deploying another flow rebuilds the table; the counters of this one are kept.
+    assert_eq!(
+        s.deploy(&echo_user_flow("other-in", "/other", "Orders.Send"))
+            .await
+            .0,
+        201
+    );
+    let metrics = s
+        .http
+        .get(s.at("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "postern_flow_requests_total{flow=\"orders-in\",class=\"2xx\"} 3",
+        "postern_flow_requests_total{flow=\"orders-in\",class=\"4xx\"} 1",
+        "postern_flow_request_duration_seconds_bucket{flow=\"orders-in\",le=\"+Inf\"} 4",
+        "postern_flow_request_duration_seconds_count{flow=\"orders-in\"} 4",
+        "postern_flow_requests_total{flow=\"other-in\",class=\"2xx\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
 }

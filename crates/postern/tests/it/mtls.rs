@@ -378,6 +378,26 @@ async fn client_certificate_channels_match_subject_and_issuer() {
         body["message"].as_str().expect("message").contains("partner-b"),
         "{body}"
     );
+    // The MPL's decision trace names the check and the certificate's DNs.
+    let guid = body["messageId"].as_str().expect("messageId");
+    let path = format!("/api/v1/MessageProcessingLogs('{guid}')/ErrorInformation");
+    let mut info = Value::Null;
+    for _ in 0..50 {
+        let (st, v) = s.admin(Method::GET, &path, None).await;
+        if st == 200 {
+            info = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let denial = &info["d"]["Denial"];
+    assert_eq!(denial["check"], "client-certificate", "{info}");
+    assert_eq!(denial["reason"], "certificate_not_allowed");
+    assert!(
+        denial["subject"].as_str().is_some_and(|d| d.contains("partner-b")),
+        "{denial}"
+    );
+    assert!(denial["issuer"].is_string(), "{denial}");
 
     // Without a certificate, even with valid-looking Basic credentials: 401.
     let tls = s.tls_client();

@@ -132,6 +132,30 @@ async fn seed_scenario_namespaced_xml_with_alternative_partner() {
             .expect("text"),
     );
     assert_eq!((st, err.as_str()), (200, reason.as_str()));
+    // The same decision as data: which check, the partner expected and the one found.
+    let (st, info) = s
+        .admin(
+            Method::GET,
+            &format!(
+                "/api/v1/MessageProcessingLogs('{}')/ErrorInformation",
+                mpl["MessageGuid"].as_str().expect("guid")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{info}");
+    assert_eq!(info["d"]["Type"], "partner");
+    assert_eq!(info["d"]["LastErrorModelStepId"], "partner_mismatch");
+    let denial = &info["d"]["Denial"];
+    assert_eq!(denial["check"], "partner");
+    assert_eq!(denial["reason"], "partner_mismatch");
+    assert_eq!(denial["expectedPartner"], "ACME");
+    assert_eq!(denial["foundPartner"], "GLOBEX");
+    assert_eq!(denial["foundId"], "987654321");
+    assert!(
+        denial["source"].as_str().is_some_and(|s| s.contains("SenderId")),
+        "{denial}"
+    );
 
     // Unknown alternative id, a missing partner element, and malformed XML: clear 4xx.
     let r = s.call("/partner-orders", Some(&auth), &order("000")).await;

@@ -61,6 +61,7 @@ fn row(m: &Mpl) -> Value {
         "duration_ms": (m.log_end - m.log_start).max(0),
         "http_status": m.http_status,
         "error": m.error,
+        "denial": m.denial,
     })
 }
 

@@ -23,6 +23,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/MessageProcessingLogs", get(list))
         .route("/MessageProcessingLogs/$count", get(count))
+        .route("/{entity}/ErrorInformation", get(error_information))
         .route("/{entity}/ErrorInformation/$value", get(error_text))
 }
 
@@ -194,6 +195,36 @@ async fn error_text(
         .error
         .ok_or_else(|| ODataError::new(StatusCode::NOT_FOUND, "this message has no error information"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// `GET MessageProcessingLogs('<guid>')/ErrorInformation`: SAP's entity (`MessageGuid`, `Type`,
+/// `LastErrorModelStepId`: here the check that refused the message and its reason code) and,
+/// as a Postern addition, the decision trace as `Denial`.
+async fn error_information(
+    State(s): State<AppState>,
+    _m: Monitor,
+    Path(entity): Path<String>,
+) -> Result<Json<Value>, ODataError> {
+    let m = find(&s, key(&entity)?).await?;
+    if m.error.is_none() {
+        return Err(ODataError::new(
+            StatusCode::NOT_FOUND,
+            "this message has no error information",
+        ));
+    }
+    let uri = format!(
+        "{}/MessageProcessingLogs('{}')/ErrorInformation",
+        base_url(&s),
+        m.guid
+    );
+    Ok(Json(json!({ "d": {
+        "__metadata": { "id": uri, "uri": uri,
+                        "type": "com.sap.hci.api.MessageProcessingLogErrorInformation" },
+        "MessageGuid": m.guid,
+        "Type": m.denial.as_ref().map_or("error", |d| d.check.as_str()),
+        "LastErrorModelStepId": m.denial.as_ref().map(|d| d.reason.as_str()),
+        "Denial": m.denial,
+    }})))
 }
 
 /// One MPL in SAP's field names; `AuthenticatedUser` and `HttpStatus` are Postern additions.

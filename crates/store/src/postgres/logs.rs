@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use postern_core::Result;
 use postern_core::model::AuditEntry;
-use postern_core::mpl::{CmpOp, Condition, Literal, Mpl, MplField, MplQuery, MplStatus};
+use postern_core::mpl::{CmpOp, Condition, Denial, Literal, Mpl, MplField, MplQuery, MplStatus};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::{Query, QueryScalar};
 use sqlx::{AssertSqlSafe, Postgres, Row};
@@ -12,7 +12,7 @@ use super::{PgStore, storage};
 use crate::common::{corrupt, count, mpl_column, push_where};
 use crate::{AuditStore, MplStore};
 
-/// MPL rows written by one INSERT statement (10 binds a row; PostgreSQL allows 65535 a statement).
+/// MPL rows written by one INSERT statement (11 binds a row; PostgreSQL allows 65535 a statement).
 const MPL_ROWS_PER_INSERT: usize = 200;
 
 #[async_trait]
@@ -21,7 +21,7 @@ impl MplStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(storage)?;
         for chunk in batch.chunks(MPL_ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::<Postgres>::new(
-                "INSERT INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error) ",
+                "INSERT INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial) ",
             );
             q.push_values(chunk, |mut row, m| {
                 row.push_bind(m.guid.clone())
@@ -33,7 +33,8 @@ impl MplStore for PgStore {
                     .push_bind(m.log_start)
                     .push_bind(m.log_end)
                     .push_bind(i64::from(m.http_status))
-                    .push_bind(m.error.clone());
+                    .push_bind(m.error.clone())
+                    .push_bind(m.denial.as_ref().map(Denial::to_json));
             });
             // A GUID already stored, or seen earlier in the batch, keeps its first entry.
             q.push(" ON CONFLICT DO NOTHING");
@@ -44,7 +45,7 @@ impl MplStore for PgStore {
 
     async fn query_mpls(&self, query: &MplQuery) -> Result<Vec<Mpl>> {
         let mut sql = String::from(
-            "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error FROM mpl",
+            "SELECT guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial FROM mpl",
         );
         push_where(&mut sql, comparisons(&query.conditions), |n| format!("${n}"));
         let (field, desc) = query.order_by.unwrap_or((MplField::LogEnd, true));
@@ -122,6 +123,7 @@ fn mpl_row(row: &PgRow) -> Result<Mpl> {
         log_end: row.get("log_end"),
         http_status: u16::try_from(http_status).map_err(|e| corrupt("http status", e))?,
         error: row.get("error"),
+        denial: row.get::<Option<&str>, _>("denial").and_then(Denial::from_json),
     })
 }
 

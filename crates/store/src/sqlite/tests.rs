@@ -3,6 +3,7 @@
 //! (`POSTERN_TEST_POSTGRES_URL`; see `postgres/test_db.rs`).
 
 use postern_core::model::ROLE_SEND;
+use postern_core::mpl::Denial;
 
 use super::*;
 use crate::Store;
@@ -166,6 +167,10 @@ async fn mpl_queries_filter_sort_and_page(s: &dyn Store) {
         log_end: i + 1,
         http_status: 200,
         error: None,
+        denial: (i == 0).then(|| Denial {
+            required_roles: vec!["Orders.Send".into()],
+            ..Denial::new("role", "missing_role")
+        }),
     };
     let batch: Vec<_> = (0..10)
         .map(|i| {
@@ -204,6 +209,14 @@ async fn mpl_queries_filter_sort_and_page(s: &dyn Store) {
         .collect();
     assert_eq!(got, vec!["g6", "g4"]);
     assert_eq!(s.count_mpls(&q.conditions).await.expect("count"), 3);
+    let first = MplQuery {
+        conditions: vec![cond(MplField::MessageGuid, "g0")],
+        order_by: None,
+        top: 1,
+        skip: 0,
+    };
+    let read = s.query_mpls(&first).await.expect("query g0");
+    assert_eq!(read, vec![batch[0].clone()], "the denial is read back as written");
     let many: Vec<_> = (100..550).map(|i| mk(i, MplStatus::Completed)).collect();
     s.insert_mpls(&many)
         .await
@@ -473,6 +486,7 @@ async fn lists_sort_by_bytes_whatever_the_locale(s: &dyn Store) {
             log_end: 2,
             http_status: 200,
             error: None,
+            denial: None,
         })
         .collect();
     s.insert_mpls(&mpls).await.expect("insert");
@@ -759,6 +773,7 @@ async fn mpl_keeps_the_first_entry_of_a_guid(s: &dyn Store) {
         log_end: 2,
         http_status,
         error: error.map(str::to_owned),
+        denial: None,
     };
     let first = mpl(MplStatus::Failed, 500, Some("boom"));
     s.insert_mpls(&[first.clone(), mpl(MplStatus::Completed, 200, None)])
@@ -964,6 +979,7 @@ fn queued(guid: &str, partner: &str, at: i64, key: Option<&str>) -> crate::queue
             log_end: at,
             http_status: 202,
             error: None,
+            denial: None,
         },
         idempotent_since: at - 1000,
     }
