@@ -75,17 +75,6 @@ async fn token_request(s: &Server, id: &str, secret: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn metrics(s: &Server) -> String {
-    s.http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
 /// The value of one sample line, e.g. `postern_auth_failures_total{reason="expired"}`.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -203,7 +192,7 @@ async fn two_keys_overlap_and_an_expired_key_stops_at_its_time() {
             .expect("call");
         assert_eq!(r.status(), 401, "a token does not outlive its key");
     }
-    let m = metrics(&s).await;
+    let m = s.metrics().await;
     assert!(
         sample(&m, "postern_auth_failures_total{reason=\"expired\"}").is_some_and(|n| n >= 2.0),
         "{m}"
@@ -390,7 +379,7 @@ async fn credentials_ending_soon_are_listed_and_an_expired_certificate_key_is_re
     assert!(!ok, "either --expires-at or --no-expiry: {err}");
 
     // Metrics: per kind within 30 days, and the seconds to the earliest end.
-    let m = metrics(&s).await;
+    let m = s.metrics().await;
     assert_eq!(
         sample(&m, "postern_credentials_expiring{kind=\"service-key\"}"),
         Some(1.0),

@@ -139,6 +139,18 @@ impl Server {
         format!("{}{}", self.url, path)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        self.http
+            .get(self.at("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Sends SIGTERM without waiting.
     pub(crate) fn signal_term(&self) {
         self.signal("TERM");

@@ -119,15 +119,7 @@ async fn failed_logins_lock_out_the_guesser_not_the_owner() {
     );
 
     // Lockouts are counted in the metrics.
-    let metrics = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.metrics().await;
     assert!(
         metrics
             .lines()
@@ -204,15 +196,7 @@ async fn instances_limit_how_fast_each_key_sends() {
             200
         );
     }
-    let metrics = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.metrics().await;
     assert!(
         !metrics.contains("postern_rate_limited_total 0\n") || refilled >= 4,
         "{metrics}"

@@ -301,15 +301,7 @@ async fn metrics_count_requests_and_latency_per_flow() {
             .0,
         201
     );
-    let metrics = s
-        .http
-        .get(s.at("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.metrics().await;
     for line in [
         "postern_flow_requests_total{flow=\"orders-in\",class=\"2xx\"} 3",
         "postern_flow_requests_total{flow=\"orders-in\",class=\"4xx\"} 1",

@@ -394,7 +394,9 @@ async fn client_certificate_channels_match_subject_and_issuer() {
     assert_eq!(denial["check"], "client-certificate", "{info}");
     assert_eq!(denial["reason"], "certificate_not_allowed");
     assert!(
-        denial["subject"].as_str().is_some_and(|d| d.contains("partner-b")),
+        denial["subject"]
+            .as_str()
+            .is_some_and(|d| d.contains("partner-b")),
         "{denial}"
     );
     assert!(denial["issuer"].is_string(), "{denial}");

@@ -101,15 +101,7 @@ async fn mpl_count(node: &Server) -> Option<u64> {
 
 /// The node's queue of message processing logs not yet written (from `/metrics`).
 async fn mpl_queue(node: &Server) -> i64 {
-    let text = node
-        .http
-        .get(node.at("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = node.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("postern_queue_depth{writer=\"mpl\"} "))
         .and_then(|v| v.trim().parse().ok())

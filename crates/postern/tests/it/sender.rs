@@ -70,17 +70,7 @@ async fn service_key_basic_auth_and_failures() {
         );
         assert!(!body.to_string().contains(&secret), "{name}");
     }
-    let (_, metrics) = (
-        200,
-        s.http
-            .get(s.at("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text"),
-    );
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("postern_auth_failures_total{reason=\"bad_secret\"} 1"),
         "{metrics}"
