@@ -142,14 +142,16 @@ impl Follower {
                 state.reload_directory().await?;
                 applied.partner_keys = keys.len();
             } else if !keys.is_empty() {
-                let mut deltas = Vec::with_capacity(keys.len());
-                for c in &keys {
-                    if let Some(d) = current(state, c).await? {
-                        deltas.push(d);
+                let reread = async {
+                    let mut deltas = Vec::with_capacity(keys.len());
+                    for c in &keys {
+                        if let Some(d) = current(state, c).await? {
+                            deltas.push(d);
+                        }
                     }
-                }
-                applied.partner_keys = deltas.len();
-                state.apply_partner_deltas(&deltas).await;
+                    Ok(deltas)
+                };
+                applied.partner_keys = state.apply_partner_deltas(reread).await?;
             }
         }
         // Numbers at or below `last` can only come back inside the window; remember those.

@@ -335,15 +335,21 @@ impl AppState {
         Ok((planned, deltas))
     }
 
-    /// Applies what another node's committed change did to the directory.
-    pub(crate) async fn apply_partner_deltas(&self, deltas: &[PartnerDelta]) {
-        if deltas.is_empty() {
-            return;
-        }
+    /// Applies what another node's committed change did to the directory. `reread` reads the
+    /// changed keys' current rows; it runs under the write lock, so a local write cannot land
+    /// between the read and the apply and be undone by a value read before it.
+    pub(crate) async fn apply_partner_deltas(
+        &self,
+        reread: impl Future<Output = Result<Vec<PartnerDelta>>>,
+    ) -> Result<usize> {
         let _guard = self.0.writes.lock().await;
-        let mut directory = self.0.live.load().directory.clone();
-        directory.apply(deltas);
-        self.publish_directory(directory);
+        let deltas = reread.await?;
+        if !deltas.is_empty() {
+            let mut directory = self.0.live.load().directory.clone();
+            directory.apply(&deltas);
+            self.publish_directory(directory);
+        }
+        Ok(deltas.len())
     }
 
     /// Reloads the whole Partner Directory from the store (after a large change elsewhere).
