@@ -9,6 +9,7 @@ pub mod ids;
 pub mod layered;
 pub mod model;
 pub mod mpl;
+pub mod odata_filter;
 pub mod partner;
 pub mod snapshot;
 pub mod time;

@@ -7,6 +7,7 @@ mod admin_api;
 mod connectivity;
 mod expiry;
 mod fixture;
+mod fuzz_replay;
 mod lifecycle;
 mod limits;
 mod lockout;

@@ -7,7 +7,7 @@
 
 mod artifacts;
 mod batch;
-mod filter;
+use postern_core::odata_filter as filter;
 mod mpl;
 pub(crate) mod partners;
 
