@@ -457,6 +457,7 @@ async fn the_openapi_document_describes_every_route_there_is() {
             .replace("{name}", "no-such-thing")
             .replace("{key}", "no-such-key")
             .replace("{id}", "no-such-id")
+            .replace("{guid}", "no-such-guid")
             .replace("{sha256}", "00");
         for (method, _) in item
             .as_object()
