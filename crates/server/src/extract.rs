@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use bytes::Bytes;
 use postern_auth::authz::require_any;
 use postern_auth::{AuthFailure, Principal};
 use postern_core::ids::RoleName;
@@ -205,28 +206,66 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `Json<T>` whose rejection is a 400 in our error shape.
+/// A JSON object body read as `T`, refused in our error shape: 415 without a JSON content type,
+/// 413 over the route's body limit, 400 for bytes that are not JSON, 422 for JSON that is not an
+/// object or does not fit `T`.
 pub(crate) struct ApiJson<T>(pub(crate) T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let kind = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload_too_large"
-                } else {
-                    "bad_request"
-                };
-                Err(ApiError::new(status, kind, rejection.body_text()))
-            }
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_request",
+                "Expected request with `Content-Type: application/json`",
+            ));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| rejected(r.status(), r.body_text()))?;
+        // serde reads a struct from a JSON array too (fields by position), so `["Orders.Send",
+        // ""]` would pass for a role and `[]` for an empty import; every body here is an object.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !object && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_request",
+                "the body must be a JSON object",
+            ));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|r| rejected(r.status(), r.body_text()))
     }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters aside (axum's rule).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
+}
+
+fn rejected(status: StatusCode, text: String) -> ApiError {
+    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "bad_request"
+    };
+    ApiError::new(status, kind, text)
 }

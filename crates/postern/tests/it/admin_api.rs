@@ -457,6 +457,7 @@ async fn the_openapi_document_describes_every_route_there_is() {
             .replace("{name}", "no-such-thing")
             .replace("{key}", "no-such-key")
             .replace("{id}", "no-such-id")
+            .replace("{guid}", "no-such-guid")
             .replace("{sha256}", "00");
         for (method, _) in item
             .as_object()
@@ -539,4 +540,41 @@ async fn audit_verify_detects_an_edited_or_deleted_entry() {
     let (_, v) = s.admin(Method::GET, "/admin/v1/audit/verify", None).await;
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["brokenAt"].as_i64(), Some(id_of("A.Four")), "{v}");
+}
+
+#[tokio::test]
+async fn a_json_body_that_is_not_an_object_is_refused_and_changes_nothing() {
+    let s = Server::start().await;
+    // serde would read a struct from an array, field by field: these must not create anything.
+    for (path, body) in [
+        ("/admin/v1/user-roles", json!(["Arr.Role", "from an array"])),
+        ("/admin/v1/service-instances", json!(["arr-inst", "api"])),
+        ("/admin/v1/partner-directory/import", json!([])),
+        ("/admin/v1/explain", json!([])),
+        ("/admin/v1/user-roles", json!("Arr.Role")),
+        ("/admin/v1/user-roles", json!(42)),
+        ("/admin/v1/user-roles", json!(null)),
+    ] {
+        let (st, v) = s.admin(Method::POST, path, Some(body.clone())).await;
+        assert_eq!(st, 422, "{path} {body}: {v}");
+        assert_eq!(v["message"], "the body must be a JSON object", "{path} {body}");
+        assert!(v["messageId"].is_string(), "{v}");
+    }
+    let (st, _) = s.admin(Method::GET, "/admin/v1/user-roles/Arr.Role", None).await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .admin(Method::GET, "/admin/v1/service-instances/arr-inst", None)
+        .await;
+    assert_eq!(st, 404);
+    // Objects keep their answers: a missing field is still named.
+    let (st, v) = s
+        .admin(Method::POST, "/admin/v1/user-roles", Some(json!({})))
+        .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field `name`")),
+        "{v}"
+    );
 }

@@ -1164,6 +1164,12 @@ async fn explain_says_why_without_running_the_flow() {
     assert_eq!(v["status"], 404);
     let (st, _) = explain(json!({"flow": "x", "address": "/y"})).await;
     assert_eq!(st, 400);
+    let (st, v) = explain(json!({"headers": {}})).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["message"],
+        "name the flow: give flow (its id) or address (what a sender calls, e.g. /orders)"
+    );
 
     // Nothing ran for real: no message processing logs.
     let (_, mpls) = s

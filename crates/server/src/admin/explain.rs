@@ -62,7 +62,12 @@ async fn explain(
             let addr = addr.strip_prefix("/http").unwrap_or(addr);
             live.flows.route(addr).cloned()
         }
-        _ => return Err(ApiError::bad_request("give flow (an id) or address, not both")),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "name the flow: give flow (its id) or address (what a sender calls, e.g. /orders)",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give flow or address, not both")),
     };
     let Some(flow) = flow else {
         return Ok(Json(json!({
