@@ -60,8 +60,8 @@ impl BatchWriter {
         write: F,
     ) -> (BatchSink<T>, BatchWriter)
     where
-        T: Clone + Send + 'static,
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        F: Fn(Arc<[T]>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(CAPACITY);
@@ -84,35 +84,44 @@ async fn run<T, F, Fut>(
     depth: Arc<AtomicI64>,
     write: F,
 ) where
-    T: Clone + Send,
-    F: Fn(Vec<T>) -> Fut + Sync,
+    T: Send + Sync,
+    F: Fn(Arc<[T]>) -> Fut + Sync,
     Fut: Future<Output = Result<()>> + Send,
 {
+    let mut stopping = *stop.borrow();
     loop {
-        let first = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.changed() => None,
-        };
-        let mut batch = Vec::new();
-        match first {
-            Some(r) => batch.push(r),
-            None => {
-                // Stopping (or every sender gone): drain what is left and end.
-                while let Ok(r) = rx.try_recv() {
-                    batch.push(r);
-                    if batch.len() == MAX_BATCH {
-                        flush(name, &depth, &write, std::mem::take(&mut batch), true).await;
-                    }
-                }
-                flush(name, &depth, &write, batch, true).await;
-                return;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let got = if stopping {
+            0
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = stop.changed() => 0,
             }
+        };
+        if got == 0 {
+            // Stopping (or every sender gone): drain what is left and end.
+            while let Ok(r) = rx.try_recv() {
+                batch.push(r);
+                if batch.len() == MAX_BATCH {
+                    flush(name, &depth, &write, std::mem::take(&mut batch), true).await;
+                }
+            }
+            flush(name, &depth, &write, batch, true).await;
+            return;
         }
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(r)) => batch.push(r),
-                _ => break,
+        // Linger for more records: one timer per batch, and no wake-up per record meanwhile
+        // (nothing polls the channel while this sleeps).
+        if batch.len() < MAX_BATCH {
+            tokio::select! {
+                () = tokio::time::sleep(LINGER) => {}
+                _ = stop.changed() => stopping = true,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
             }
         }
         flush(name, &depth, &write, batch, false).await;
@@ -121,14 +130,16 @@ async fn run<T, F, Fut>(
 
 async fn flush<T, F, Fut>(name: &str, depth: &AtomicI64, write: &F, batch: Vec<T>, stopping: bool)
 where
-    T: Clone + Send,
-    F: Fn(Vec<T>) -> Fut + Sync,
+    T: Send + Sync,
+    F: Fn(Arc<[T]>) -> Fut + Sync,
     Fut: Future<Output = Result<()>> + Send,
 {
     if batch.is_empty() {
         return;
     }
     let n = batch.len();
+    // Shared, not cloned, between attempts.
+    let batch: Arc<[T]> = batch.into();
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0u32;
     loop {
@@ -148,4 +159,47 @@ where
         }
     }
     depth.fetch_sub(n as i64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_every_record_in_batches_retries_and_drains_at_shutdown() {
+        let written: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let depth = Arc::new(AtomicI64::new(0));
+        let (sink, writer) = {
+            let (written, calls) = (written.clone(), calls.clone());
+            BatchWriter::spawn("test", depth.clone(), move |batch: Arc<[u32]>| {
+                let (written, calls) = (written.clone(), calls.clone());
+                async move {
+                    // The first write fails: the same batch comes again.
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(postern_core::Error::Internal("store hiccup".into()));
+                    }
+                    written.lock().expect("lock").push(batch.to_vec());
+                    Ok(())
+                }
+            })
+        };
+        for i in 0..3000 {
+            sink.send(i).await;
+        }
+        tokio::time::sleep(LINGER * 3).await;
+        for i in 3000..3100 {
+            assert!(sink.try_send(i));
+        }
+        writer.shutdown().await;
+        let batches = written.lock().expect("lock").clone();
+        let all: Vec<u32> = batches.iter().flatten().copied().collect();
+        assert_eq!(all, (0..3100).collect::<Vec<_>>(), "every record once, in order");
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= MAX_BATCH));
+        assert!(batches.len() < 20, "{} batches for 3100 records", batches.len());
+        assert_eq!(depth.load(Ordering::SeqCst), 0);
+    }
 }
