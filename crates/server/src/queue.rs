@@ -165,23 +165,28 @@ async fn deliver_loop(state: AppState, wake: Arc<Notify>, mut stop: watch::Recei
             prune(&state).await;
         }
         let free = slots.available_permits().min(CLAIM as usize) as u32;
+        if free == 0 {
+            // Every slot is busy: claim again as soon as a delivery finishes (not after a poll
+            // interval, which held a busy queue to a few dozen deliveries per interval).
+            tokio::select! {
+                p = slots.acquire() => drop(p),
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
         let now = crate::extract::now_ms();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            match state
-                .store()
-                .claim_due(&owner, now, now + LEASE.as_millis() as i64, free)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim queued messages; retrying");
-                    Vec::new()
-                }
+        let claimed = match state
+            .store()
+            .claim_due(&owner, now, now + LEASE.as_millis() as i64, free)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim queued messages; retrying");
+                Vec::new()
             }
         };
-        let full = claimed.len() as u32 == free && free > 0;
+        let full = claimed.len() as u32 == free;
         for m in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
