@@ -14,8 +14,11 @@ use postern_core::mpl::MplField;
 use postern_core::odata_filter::{self, MAX_CONDITIONS};
 use postern_partner::extract::{ExtractError, Extractor, Found, Limits, MAX_ECHO, Source};
 
+/// What a target runs on one input.
+pub(crate) type Check = fn(&[u8]);
+
 /// The targets by name, as `cargo fuzz run <name>` and the corpus directories know them.
-pub(crate) const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("authorization", authorization),
     ("odata_filter", odata_filter),
     ("flow_yaml", flow_yaml),
