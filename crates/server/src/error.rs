@@ -16,8 +16,30 @@ pub(crate) fn new_guid() -> String {
     let mut raw = [0u8; 21];
     let ms = crate::extract::now_ms().max(0) as u64;
     raw[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    raw[6..].copy_from_slice(&postern_auth::secret::random::<15>());
+    raw[6..].copy_from_slice(&random_15());
     URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// 15 bytes from the system CSPRNG, drawn 64 GUIDs' worth at a time per thread: one generator
+/// call per request cost about 2 % of the sender endpoint's CPU (profiled), one per 64 does not.
+/// Each byte is still used once.
+fn random_15() -> [u8; 15] {
+    const N: usize = 15 * 64;
+    thread_local! {
+        static POOL: std::cell::RefCell<(usize, [u8; N])> = const { std::cell::RefCell::new((N, [0; N])) };
+    }
+    POOL.with_borrow_mut(|(used, pool)| {
+        if *used == N {
+            *pool = postern_auth::secret::random::<N>();
+            *used = 0;
+        }
+        let mut out = [0u8; 15];
+        out.copy_from_slice(&pool[*used..*used + 15]);
+        // Handed out bytes are not kept.
+        pool[*used..*used + 15].fill(0);
+        *used += 15;
+        out
+    })
 }
 
 /// An error answer.
@@ -173,4 +195,32 @@ impl IntoResponse for ApiError {
 /// The answer for paths no route serves.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_unique_sap_shaped_and_time_ordered() {
+        // Several refills of the per-thread pool, on two threads.
+        let mut all: Vec<String> = (0..500).map(|_| new_guid()).collect();
+        let other = std::thread::spawn(|| (0..500).map(|_| new_guid()).collect::<Vec<_>>());
+        all.extend(other.join().expect("thread"));
+        let mut randoms = std::collections::HashSet::new();
+        for g in &all {
+            assert_eq!(g.len(), 28);
+            assert!(
+                g.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            let raw = URL_SAFE_NO_PAD.decode(g).expect("base64url");
+            assert!(randoms.insert(raw[6..].to_vec()), "random part repeated");
+        }
+        let times: Vec<Vec<u8>> = all[..500]
+            .iter()
+            .map(|g| URL_SAFE_NO_PAD.decode(g).expect("base64url")[..6].to_vec())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "time prefix ordered");
+    }
 }
