@@ -25,6 +25,32 @@ pub(crate) struct Server {
     pub(crate) database: Option<String>,
 }
 
+/// A free loopback address on a port below the kernel's ephemeral range (32768–60999 by
+/// default). A server restarted on its old ports (after SIGKILL, say) must find them free: a
+/// port handed out for `127.0.0.1:0` or to an outgoing connection of another test comes from
+/// the ephemeral range, and could take a port of that range in the moment between the two.
+fn stable_addr() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static SEED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+    });
+    loop {
+        // 7919 is prime to 12,000: consecutive calls walk the whole range before repeating.
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + seed.wrapping_add(n.wrapping_mul(7919)) % 12_000;
+        let addr = format!("127.0.0.1:{port}");
+        if std::net::TcpListener::bind(&addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
 impl Server {
     /// Starts a server on a fresh data directory.
     pub(crate) async fn start() -> Server {
@@ -41,14 +67,8 @@ impl Server {
         if let Some(url) = &database {
             args.extend(["--database", url.as_str()]);
         }
-        let mut s = Server::start_in_with(
-            &dir,
-            Arc::new(Mutex::new(Vec::new())),
-            "127.0.0.1:0",
-            "127.0.0.1:0",
-            &args,
-        )
-        .await;
+        let (http, https) = (stable_addr(), stable_addr());
+        let mut s = Server::start_in_with(&dir, Arc::new(Mutex::new(Vec::new())), &http, &https, &args).await;
         s._tmp = Some(tmp);
         s.database = database;
         s
@@ -390,11 +410,12 @@ impl Server {
             let dir = tmp.path().to_path_buf();
             // One master key for all nodes, as a deployment gives them (file or POSTERN_MASTER_KEY).
             std::fs::write(dir.join("master.key"), [7u8; 32]).expect("master key");
+            let (http, https) = (stable_addr(), stable_addr());
             let mut s = Server::start_in_with(
                 &dir,
                 Arc::new(Mutex::new(Vec::new())),
-                "127.0.0.1:0",
-                "127.0.0.1:0",
+                &http,
+                &https,
                 &["--database", database.as_str()],
             )
             .await;
