@@ -118,13 +118,16 @@ fn answer(result: &Result<Found, ExtractError>) {
     }
 }
 
+/// How much of an EDI payload the extractors read for the envelope.
+const EDI_PREFIX: usize = 4096;
+
 fn compiled(sources: &[Source]) -> Vec<Extractor> {
     let limits = Limits {
         max_xml_bytes: 1 << 20,
         max_json_bytes: 1 << 20,
         max_dom_bytes: 1 << 20,
         max_depth: 64,
-        edi_prefix: 4096,
+        edi_prefix: EDI_PREFIX,
     };
     sources
         .iter()
@@ -222,23 +225,24 @@ pub(crate) fn partner_json(data: &[u8]) {
     run(extractors, data);
 }
 
-fn envelope(source: Source, data: &[u8]) {
-    let extractor = compiled(&[source]);
-    let found = run(&extractor, data);
-    // The answer depends on the envelope prefix only.
-    if data.len() > 4096 {
-        assert_eq!(found, run(&extractor, &data[..4096]));
+/// The answer depends on the envelope prefix only.
+fn envelope(extractor: &[Extractor], data: &[u8]) {
+    let found = run(extractor, data);
+    if data.len() > EDI_PREFIX {
+        assert_eq!(found, run(extractor, &data[..EDI_PREFIX]));
     }
 }
 
 /// EDIFACT: the UNB sender, with or without UNA.
 pub(crate) fn partner_edifact(data: &[u8]) {
-    envelope(Source::Edifact, data);
+    static EXTRACTORS: OnceLock<Vec<Extractor>> = OnceLock::new();
+    envelope(EXTRACTORS.get_or_init(|| compiled(&[Source::Edifact])), data);
 }
 
 /// X12: the ISA sender and qualifier, with any separators.
 pub(crate) fn partner_x12(data: &[u8]) {
-    envelope(Source::X12, data);
+    static EXTRACTORS: OnceLock<Vec<Extractor>> = OnceLock::new();
+    envelope(EXTRACTORS.get_or_init(|| compiled(&[Source::X12])), data);
 }
 
 /// IDoc XML: the control record's sender partner and type.
