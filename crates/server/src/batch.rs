@@ -61,7 +61,7 @@ impl BatchWriter {
     ) -> (BatchSink<T>, BatchWriter)
     where
         T: Send + Sync + 'static,
-        F: Fn(Arc<[T]>) -> Fut + Send + Sync + 'static,
+        F: Fn(Arc<Vec<T>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(CAPACITY);
@@ -85,7 +85,7 @@ async fn run<T, F, Fut>(
     write: F,
 ) where
     T: Send + Sync,
-    F: Fn(Arc<[T]>) -> Fut + Sync,
+    F: Fn(Arc<Vec<T>>) -> Fut + Sync,
     Fut: Future<Output = Result<()>> + Send,
 {
     let mut stopping = *stop.borrow();
@@ -131,7 +131,7 @@ async fn run<T, F, Fut>(
 async fn flush<T, F, Fut>(name: &str, depth: &AtomicI64, write: &F, batch: Vec<T>, stopping: bool)
 where
     T: Send + Sync,
-    F: Fn(Arc<[T]>) -> Fut + Sync,
+    F: Fn(Arc<Vec<T>>) -> Fut + Sync,
     Fut: Future<Output = Result<()>> + Send,
 {
     if batch.is_empty() {
@@ -139,7 +139,7 @@ where
     }
     let n = batch.len();
     // Shared, not cloned, between attempts.
-    let batch: Arc<[T]> = batch.into();
+    let batch = Arc::new(batch);
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0u32;
     loop {
@@ -175,7 +175,7 @@ mod tests {
         let depth = Arc::new(AtomicI64::new(0));
         let (sink, writer) = {
             let (written, calls) = (written.clone(), calls.clone());
-            BatchWriter::spawn("test", depth.clone(), move |batch: Arc<[u32]>| {
+            BatchWriter::spawn("test", depth.clone(), move |batch: Arc<Vec<u32>>| {
                 let (written, calls) = (written.clone(), calls.clone());
                 async move {
                     // The first write fails: the same batch comes again.

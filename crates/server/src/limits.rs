@@ -96,19 +96,80 @@ impl Limits {
 
 /// Wraps the application in the request-level limits.
 pub(crate) fn layer(app: Router, limits: &Limits) -> Router {
-    let request = Arc::new(RequestLimits {
-        max_headers: limits.max_headers,
-        max_uri_bytes: limits.max_uri_bytes,
-        body_timeout: limits.body_timeout,
-    });
-    app.layer(axum::middleware::from_fn_with_state(request, guard))
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(RequestLimits::new(limits)),
+        guard,
+    ))
 }
 
-/// What [`guard`] checks per request.
-struct RequestLimits {
+/// What the request-level limits check per request: by [`layer`] for the routed application,
+/// and by [`RequestLimits::run`] for the sender endpoint, which the listener serves directly.
+pub(crate) struct RequestLimits {
     max_headers: usize,
     max_uri_bytes: usize,
     body_timeout: Duration,
+}
+
+impl RequestLimits {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self {
+            max_headers: limits.max_headers,
+            max_uri_bytes: limits.max_uri_bytes,
+            body_timeout: limits.body_timeout,
+        }
+    }
+
+    /// The answer for a request whose head is over a limit; `None` when it is within them.
+    fn refuse<B>(&self, req: &axum::http::Request<B>) -> Option<Response> {
+        let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if target > self.max_uri_bytes {
+            let e = ApiError::new(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the request target exceeds {} bytes", self.max_uri_bytes),
+            );
+            return Some(closing(e.into_response(), req.version()));
+        }
+        // HTTP/1 heads over the count never get here (hyper answers 431 itself); HTTP/2 ones do.
+        if req.headers().len() > self.max_headers {
+            let e = ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request_header_fields_too_large",
+                format!("more than {} header fields", self.max_headers),
+            );
+            return Some(e.into_response());
+        }
+        None
+    }
+
+    /// Answers `req` with `handler` within the limits: a head over them is refused, a body that
+    /// stalls past the body timeout fails to read and the answer becomes a 408. The handler's
+    /// answer is returned as it is otherwise (no JSON rewrite: the routed application's
+    /// [`layer`] adds that).
+    pub(crate) async fn run<B, H, Fut>(&self, req: axum::http::Request<B>, handler: H) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<axum::BoxError>,
+        H: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        if let Some(refused) = self.refuse(&req) {
+            return refused;
+        }
+        let version = req.version();
+        if req.body().is_end_stream() {
+            return handler(req.map(Body::new)).await;
+        }
+        let expired = Arc::new(AtomicBool::new(false));
+        let timeout = self.body_timeout;
+        let flag = expired.clone();
+        let req = req.map(|body| Body::new(TimedBody::new(body, timeout, flag)));
+        let resp = handler(req).await;
+        if expired.load(Ordering::Acquire) {
+            return closing(timed_out(resp, timeout), version);
+        }
+        resp
+    }
 }
 
 /// The request body stalled longer than the body timeout.
@@ -124,40 +185,10 @@ impl std::fmt::Display for BodyTimedOut {
 impl std::error::Error for BodyTimedOut {}
 
 async fn guard(State(limits): State<Arc<RequestLimits>>, req: Request, next: Next) -> Response {
-    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if target > limits.max_uri_bytes {
-        let e = ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            format!("the request target exceeds {} bytes", limits.max_uri_bytes),
-        );
-        return closing(e.into_response(), req.version());
-    }
-    // HTTP/1 heads over the count never get here (hyper answers 431 itself); HTTP/2 ones do.
-    if req.headers().len() > limits.max_headers {
-        let e = ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_header_fields_too_large",
-            format!("more than {} header fields", limits.max_headers),
-        );
-        return e.into_response();
-    }
-    let version = req.version();
     // A flow's answer is the flow's business (a reply or a forwarded answer may well be a
     // plain-text 4xx); the sender endpoint writes its own errors in the JSON shape already.
-    let flow_answer = req.uri().path().starts_with("/http/");
-    let expired = Arc::new(AtomicBool::new(false));
-    let req = if req.body().is_end_stream() {
-        req
-    } else {
-        let timeout = limits.body_timeout;
-        let flag = expired.clone();
-        req.map(|body| Body::new(TimedBody::new(body, timeout, flag)))
-    };
-    let resp = next.run(req).await;
-    if expired.load(Ordering::Acquire) {
-        return closing(timed_out(resp, limits.body_timeout), version);
-    }
+    let flow_answer = crate::sender::is_sender_path(req.uri().path());
+    let resp = limits.run(req, |req| next.run(req)).await;
     if flow_answer {
         return resp;
     }
@@ -233,16 +264,16 @@ async fn json_rejection(resp: Response) -> Response {
 /// A request body that fails with [`BodyTimedOut`] (and raises a flag) when the handler has
 /// waited longer than the body timeout for its next frame. The clock runs only while a handler
 /// waits, so a handler busy between reads never makes its client look slow.
-struct TimedBody {
-    inner: Body,
+struct TimedBody<B> {
+    inner: B,
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     waiting: bool,
     expired: Arc<AtomicBool>,
 }
 
-impl TimedBody {
-    fn new(inner: Body, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
+impl<B> TimedBody<B> {
+    fn new(inner: B, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
         Self {
             inner,
             timeout,
@@ -253,7 +284,11 @@ impl TimedBody {
     }
 }
 
-impl HttpBody for TimedBody {
+impl<B> HttpBody for TimedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -267,7 +302,7 @@ impl HttpBody for TimedBody {
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.waiting = false;
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
         }
         let deadline = tokio::time::Instant::now() + this.timeout;
         let sleep = this

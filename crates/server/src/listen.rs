@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::limits::Limits;
+use crate::limits::{Limits, RequestLimits};
 use crate::state::AppState;
 use crate::tls::PeerCertificate;
 
@@ -61,6 +61,9 @@ pub async fn serve_tls(
 #[derive(Clone)]
 struct Shared {
     app: Router,
+    /// The sender endpoint's way past the router: the state and the request-level limits.
+    state: AppState,
+    limits: Arc<RequestLimits>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     idle_timeout: Duration,
 }
@@ -74,6 +77,8 @@ async fn accept_loop(
 ) -> io::Result<()> {
     let shared = Shared {
         app: crate::limits::layer(crate::app(state.clone()), &limits),
+        state: state.clone(),
+        limits: Arc::new(RequestLimits::new(&limits)),
         builder: Arc::new(builder(&limits)),
         idle_timeout: limits.idle_timeout,
     };
@@ -208,7 +213,8 @@ async fn connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let (app, requests) = (shared.app, activity.clone());
+    let (app, state, limits) = (shared.app, shared.state, shared.limits);
+    let requests = activity.clone();
     let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         if let Some(cert) = &cert {
@@ -218,11 +224,20 @@ async fn connection<IO>(
             }
         }
         let in_flight = requests.enter();
-        let answer = app.clone().oneshot(req);
+        // Flow messages go straight to the sender endpoint under the same request limits as
+        // the router applies; everything else is routed.
+        let direct = crate::sender::is_sender_path(req.uri().path());
+        let (app, state, limits) = (app.clone(), state.clone(), limits.clone());
         async move {
+            let resp = if direct {
+                // Boxed: the sender's future is large, and hyper moves the service's future
+                // into place (a copy of all of it when unboxed).
+                Box::pin(limits.run(req, |req| async move { crate::sender::serve(&state, req).await })).await
+            } else {
+                app.oneshot(req).await?
+            };
             // In flight until the answer's body is written (or dropped), not only until the
             // handler returns: a long download is not idle.
-            let resp = answer.await?;
             Ok::<_, std::convert::Infallible>(resp.map(|body| {
                 axum::body::Body::new(Answer {
                     body,

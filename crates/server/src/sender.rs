@@ -35,7 +35,18 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/http/{*path}", any(handle))
 }
 
+/// Whether the listener hands a request with this path to [`serve`] directly, past the router
+/// (the hot path: no routing table and no middleware stack in between).
+pub(crate) fn is_sender_path(path: &str) -> bool {
+    path.starts_with("/http/")
+}
+
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    serve(&state, req).await
+}
+
+/// Answers a request to `/http/<address>`; the request-level limits are the caller's.
+pub(crate) async fn serve(state: &AppState, req: Request) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let live = state.live_full();
@@ -45,7 +56,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         state.metrics().sender_status(404);
         return ApiError::not_found("no deployed flow serves this address").into_response();
     };
-    let resp = process(&state, live, flow.clone(), parts, body).await;
+    let resp = process(state, live, flow.clone(), parts, body).await;
     let status = resp.status().as_u16();
     state.metrics().sender_status(status);
     flow.stats.record(status, started.elapsed());

@@ -133,7 +133,7 @@ impl AppState {
         let lockout = config.lockout.clone();
         let (mpl, mpl_writer) = {
             let store = store.clone();
-            BatchWriter::spawn("mpl", metrics.mpl_queue.clone(), move |batch: Arc<[Mpl]>| {
+            BatchWriter::spawn("mpl", metrics.mpl_queue.clone(), move |batch: Arc<Vec<Mpl>>| {
                 let store = store.clone();
                 async move { store.insert_mpls(&batch).await }
             })
@@ -143,7 +143,7 @@ impl AppState {
             BatchWriter::spawn(
                 "audit",
                 metrics.audit_queue.clone(),
-                move |batch: Arc<[AuditEntry]>| {
+                move |batch: Arc<Vec<AuditEntry>>| {
                     let store = store.clone();
                     async move { store.append_audit(&batch).await }
                 },

@@ -26,8 +26,58 @@ use crate::{
     TrustStore, UserStore,
 };
 
-/// MPL rows written by one INSERT statement.
-const MPL_ROWS_PER_INSERT: usize = 200;
+/// The sizes of the INSERT statements MPL rows are written with, largest first: a batch is
+/// written as the largest that fit, so every statement has one of these shapes. 11 binds a row
+/// stays far below SQLite's limit.
+const MPL_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+/// Columns of one MPL row.
+const MPL_COLUMNS: usize = 11;
+
+/// How many of `left` rows the next INSERT writes.
+fn mpl_chunk(left: usize) -> usize {
+    MPL_CHUNKS.into_iter().find(|&c| c <= left).unwrap_or(1)
+}
+
+/// The INSERT of `rows` MPL rows (one of [`MPL_CHUNKS`]), built once.
+fn mpl_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        MPL_CHUNKS
+            .iter()
+            .map(|&n| {
+                let row = format!("({})", ["?"; MPL_COLUMNS].join(", "));
+                format!(
+                    "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial) VALUES {}",
+                    vec![row; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    let i = MPL_CHUNKS
+        .iter()
+        .position(|&c| c == rows)
+        .unwrap_or(MPL_CHUNKS.len() - 1);
+    &all[i]
+}
+
+/// Binds one MPL row's [`MPL_COLUMNS`] values in column order.
+fn add_mpl(
+    args: &mut sqlx::sqlite::SqliteArguments,
+    m: &Mpl,
+) -> std::result::Result<(), sqlx::error::BoxDynError> {
+    use sqlx::Arguments;
+    args.add(m.guid.as_str())?;
+    args.add(m.flow_id.as_str())?;
+    args.add(m.status.as_str())?;
+    args.add(m.user.as_str())?;
+    args.add(m.sender.as_str())?;
+    args.add(m.receiver.as_str())?;
+    args.add(m.log_start)?;
+    args.add(m.log_end)?;
+    args.add(i64::from(m.http_status))?;
+    args.add(m.error.as_deref())?;
+    args.add(m.denial.as_ref().map(Denial::to_json))
+}
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -582,27 +632,25 @@ impl FlowStore for SqliteStore {
 #[async_trait]
 impl MplStore for SqliteStore {
     async fn insert_mpls(&self, batch: &[Mpl]) -> Result<()> {
+        use sqlx::Arguments;
         let mut tx = self.write.begin().await.map_err(storage)?;
         // Multi-row INSERTs: one statement per chunk, not per row (each sqlx statement is a
-        // round trip to SQLite's worker thread). 11 binds a row stays far below SQLite's limit.
-        for chunk in batch.chunks(MPL_ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial) ",
-            );
-            q.push_values(chunk, |mut row, m| {
-                row.push_bind(m.guid.clone())
-                    .push_bind(m.flow_id.clone())
-                    .push_bind(m.status.as_str())
-                    .push_bind(m.user.clone())
-                    .push_bind(m.sender.clone())
-                    .push_bind(m.receiver.clone())
-                    .push_bind(m.log_start)
-                    .push_bind(m.log_end)
-                    .push_bind(i64::from(m.http_status))
-                    .push_bind(m.error.clone())
-                    .push_bind(m.denial.as_ref().map(Denial::to_json));
-            });
-            q.build().execute(&mut *tx).await.map_err(storage)?;
+        // round trip to SQLite's worker thread). The chunks have a few fixed sizes, so their
+        // statements are built and prepared once and then found in the statement cache.
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let size = mpl_chunk(rest.len());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut args = sqlx::sqlite::SqliteArguments::default();
+            args.reserve(chunk.len() * MPL_COLUMNS, 0);
+            for m in chunk {
+                add_mpl(&mut args, m).map_err(|e| Error::Internal(format!("binding an MPL: {e}")))?;
+            }
+            sqlx::query_with(mpl_insert_sql(size), args)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
         }
         tx.commit().await.map_err(storage)
     }

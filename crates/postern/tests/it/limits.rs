@@ -100,6 +100,15 @@ async fn too_many_or_too_large_headers_get_431() {
     let v: Value = resp.json().await.expect("JSON");
     assert_eq!(v["error"], "request_header_fields_too_large");
     assert!(v["messageId"].is_string());
+    // The sender endpoint (served past the router) applies the same limit.
+    let mut req = client.post(format!("{}/http/orders", s.https_url)).body("x");
+    for i in 0..150 {
+        req = req.header(format!("x-filler-{i}"), "v");
+    }
+    let resp = req.send().await.expect("h2 request");
+    assert_eq!(resp.status(), 431);
+    let v: Value = resp.json().await.expect("JSON");
+    assert_eq!(v["error"], "request_header_fields_too_large");
     let big = client
         .get(format!("{}/healthz", s.https_url))
         .header("x-large", "a".repeat(70 * 1024))

@@ -1157,3 +1157,22 @@ async fn credentials_are_replaced_by_name(s: &dyn Store) {
     assert!(!s.delete_credential("erp").await.expect("delete"));
     assert!(s.credentials().await.expect("list").is_empty());
 }
+
+#[test]
+fn mpl_batches_split_into_the_prepared_statement_sizes() {
+    for n in 1..2000 {
+        let (mut left, mut statements) = (n, 0);
+        while left > 0 {
+            let size = super::mpl_chunk(left);
+            assert!(
+                super::MPL_CHUNKS.contains(&size) && size <= left,
+                "{n}: chunk {size}"
+            );
+            let sql = super::mpl_insert_sql(size);
+            assert_eq!(sql.matches('?').count(), size * super::MPL_COLUMNS, "{n}: {size}");
+            left -= size;
+            statements += 1;
+        }
+        assert!(statements <= n / 256 + 8, "{n} rows took {statements} statements");
+    }
+}
