@@ -33,31 +33,28 @@ const MPL_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 /// Columns of one MPL row.
 const MPL_COLUMNS: usize = 11;
 
-/// How many of `left` rows the next INSERT writes.
-fn mpl_chunk(left: usize) -> usize {
-    MPL_CHUNKS.into_iter().find(|&c| c <= left).unwrap_or(1)
-}
-
-/// The INSERT of `rows` MPL rows (one of [`MPL_CHUNKS`]), built once.
-fn mpl_insert_sql(rows: usize) -> &'static str {
+/// The next INSERT for `left` (≥ 1) rows: how many it writes (the largest of [`MPL_CHUNKS`]
+/// that fits) and its SQL, built once per shape.
+fn mpl_insert(left: usize) -> (usize, &'static str) {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
+        let row = format!("({})", ["?"; MPL_COLUMNS].join(", "));
         MPL_CHUNKS
             .iter()
             .map(|&n| {
-                let row = format!("({})", ["?"; MPL_COLUMNS].join(", "));
                 format!(
                     "INSERT OR IGNORE INTO mpl (guid, flow_id, status, user_name, sender, receiver, log_start, log_end, http_status, error, denial) VALUES {}",
-                    vec![row; n].join(", ")
+                    vec![row.as_str(); n].join(", ")
                 )
             })
             .collect()
     });
+    // The last shape is one row, so some shape always fits.
     let i = MPL_CHUNKS
         .iter()
-        .position(|&c| c == rows)
+        .position(|&c| c <= left)
         .unwrap_or(MPL_CHUNKS.len() - 1);
-    &all[i]
+    (MPL_CHUNKS[i], &all[i])
 }
 
 /// Binds one MPL row's [`MPL_COLUMNS`] values in column order.
@@ -639,7 +636,7 @@ impl MplStore for SqliteStore {
         // statements are built and prepared once and then found in the statement cache.
         let mut rest = batch;
         while !rest.is_empty() {
-            let size = mpl_chunk(rest.len());
+            let (size, sql) = mpl_insert(rest.len());
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             let mut args = sqlx::sqlite::SqliteArguments::default();
@@ -647,7 +644,7 @@ impl MplStore for SqliteStore {
             for m in chunk {
                 add_mpl(&mut args, m).map_err(|e| Error::Internal(format!("binding an MPL: {e}")))?;
             }
-            sqlx::query_with(mpl_insert_sql(size), args)
+            sqlx::query_with(sql, args)
                 .execute(&mut *tx)
                 .await
                 .map_err(storage)?;

@@ -1163,12 +1163,11 @@ fn mpl_batches_split_into_the_prepared_statement_sizes() {
     for n in 1..2000 {
         let (mut left, mut statements) = (n, 0);
         while left > 0 {
-            let size = super::mpl_chunk(left);
+            let (size, sql) = super::mpl_insert(left);
             assert!(
                 super::MPL_CHUNKS.contains(&size) && size <= left,
                 "{n}: chunk {size}"
             );
-            let sql = super::mpl_insert_sql(size);
             assert_eq!(sql.matches('?').count(), size * super::MPL_COLUMNS, "{n}: {size}");
             left -= size;
             statements += 1;
