@@ -197,7 +197,7 @@ fn directory(n: usize) -> Directory {
             audit: audit.clone(),
         })
         .collect();
-    Directory::build(&alts, &users, &[])
+    Directory::build(&alts, &users, &[]).expect("the directory fits")
 }
 
 #[divan::bench(args = [10, 1_000_000])]

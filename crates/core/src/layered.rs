@@ -14,7 +14,8 @@ use std::sync::Arc;
 /// (a million entries: a layer of 2,000, folded every 2,000 changes).
 const MIN_FOLD: usize = 256;
 
-fn fold_at(base: usize) -> usize {
+/// How many changes a layer on top of a base of `base` entries holds before it is folded in.
+pub fn fold_at(base: usize) -> usize {
     MIN_FOLD.max(2 * base.isqrt())
 }
 

@@ -194,6 +194,7 @@ mod tests {
             &[user("acme-user", "ACME"), user("globex-user", "GLOBEX")],
             &[],
         )
+        .expect("fits")
     }
 
     fn found(id: &str, qualifier: Option<&str>) -> Found {

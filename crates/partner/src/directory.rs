@@ -1,8 +1,10 @@
-//! The Partner Directory as the request path reads it: alternative partners, authorized users and
-//! string parameters in [`Layered`] hash maps (a shared base and a small layer of recent changes).
-//! A change copies the small layer, not the directory, so a directory of a million alternative
-//! partners is updated in microseconds and swapped in atomically with the rest of the snapshot,
-//! while lookups stay plain hash-map lookups. Binary parameters stay in the store.
+//! The Partner Directory as the request path reads it. Alternative partners and authorized
+//! users, millions of short strings, are held in [`PackedLayered`] maps (one string of text, an
+//! index of 32-bit entry numbers and a small layer of recent changes on top); string parameters in
+//! [`Layered`] hash maps. A change copies the small layer, not the directory, so a directory of a
+//! million alternative partners is updated in microseconds and swapped in atomically with the
+//! rest of the snapshot, while lookups stay single hash-table probes. Binary parameters stay in
+//! the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,14 +14,21 @@ use postern_core::partner::{
     AlternativePartner, AuthorizedUser, DirectorySink, PartnerDelta, StringParameter,
 };
 
+use crate::packed::{Full, Packed, PackedEdit, PackedLayered};
+
 /// An (agency, scheme) pair, interned: directories hold few of them and millions of ids.
 type SchemeId = usize;
 
-/// Text shared between the maps (a Pid is stored once however many entries name it).
+/// Text shared between the string-parameter maps (a Pid is stored once however many
+/// parameters it has).
 type Text = Arc<str>;
 
 /// A partner's string parameters: id → value.
 type Params = Arc<HashMap<Text, Text>>;
+
+/// Separates the users in a Pid's list of authorized users (user names hold no control
+/// characters).
+const USER_SEPARATOR: char = '\n';
 
 /// The in-memory directory. Cloning is O(1); a change costs amortised O(√n) copies.
 #[derive(Clone, Debug, Default)]
@@ -27,13 +36,13 @@ pub struct Directory {
     /// The (agency, scheme) pairs; the index is the [`SchemeId`].
     schemes: Arc<Vec<(Box<str>, Box<str>)>>,
     /// Per scheme: alternative id → Pid.
-    alternatives: Arc<Vec<Layered<Text, Text>>>,
+    alternatives: Arc<Vec<PackedLayered>>,
     /// Per scheme: Pid → alternative id (SAP makes this unique too).
-    alternative_of: Arc<Vec<Layered<Text, Text>>>,
+    alternative_of: Arc<Vec<PackedLayered>>,
     /// Lower-case user → Pid.
-    users: Layered<Text, Text>,
-    /// Pid → its authorized users, sorted.
-    users_of: Layered<Text, Arc<[Text]>>,
+    users: PackedLayered,
+    /// Pid → its authorized users, sorted, joined by [`USER_SEPARATOR`].
+    users_of: PackedLayered,
     /// Pid → parameter id → value.
     strings: Layered<Text, Params>,
 }
@@ -44,7 +53,7 @@ impl Directory {
         alternatives: &[AlternativePartner],
         users: &[AuthorizedUser],
         strings: &[StringParameter],
-    ) -> Self {
+    ) -> Result<Self, Full> {
         let mut b = DirectoryBuilder::default();
         for a in alternatives {
             b.alternative(&a.agency, &a.scheme, &a.id, &a.pid);
@@ -113,8 +122,8 @@ impl Directory {
                     None => {
                         Arc::make_mut(&mut self.schemes)
                             .push((Box::from(agency.as_str()), Box::from(scheme.as_str())));
-                        Arc::make_mut(&mut self.alternatives).push(Layered::default());
-                        Arc::make_mut(&mut self.alternative_of).push(Layered::default());
+                        Arc::make_mut(&mut self.alternatives).push(PackedLayered::default());
+                        Arc::make_mut(&mut self.alternative_of).push(PackedLayered::default());
                         self.schemes.len() - 1
                     }
                 };
@@ -128,13 +137,11 @@ impl Directory {
             let mut forward = self.alternatives[s].edit();
             let mut reverse = self.alternative_of[s].edit();
             for (id, pid) in list {
-                let id: Text = Arc::from(id);
-                if let Some(old) = forward.remove(&id) {
+                if let Some(old) = forward.remove(id) {
                     reverse.remove(&old);
                 }
                 if let Some(pid) = pid {
-                    let pid: Text = Arc::from(pid);
-                    forward.insert(id.clone(), pid.clone());
+                    forward.insert(id, pid);
                     reverse.insert(pid, id);
                 }
             }
@@ -155,9 +162,9 @@ impl Directory {
     /// compared lower-case.
     pub fn partner_of_user(&self, user: &str) -> Option<&str> {
         if user.bytes().any(|b| b.is_ascii_uppercase()) || !user.is_ascii() {
-            return self.users.get(user.to_lowercase().as_str()).map(|p| &**p);
+            return self.users.get(user.to_lowercase().as_str());
         }
-        self.users.get(user).map(|p| &**p)
+        self.users.get(user)
     }
 
     /// Whether the user is an authorized user of some partner (and so holds `ESBMessaging.send`).
@@ -168,20 +175,20 @@ impl Directory {
     /// The Pid an alternative partner names (`getPartnerId`).
     pub fn partner_of_alternative(&self, agency: &str, scheme: &str, id: &str) -> Option<&str> {
         let s = self.scheme(agency, scheme)?;
-        self.alternatives[s].get(id).map(|p| &**p)
+        self.alternatives[s].get(id)
     }
 
     /// A partner's alternative id for an agency and scheme (`getAlternativePartnerId`).
     pub fn alternative_of_partner(&self, agency: &str, scheme: &str, pid: &str) -> Option<&str> {
         let s = self.scheme(agency, scheme)?;
-        self.alternative_of[s].get(pid).map(|i| &**i)
+        self.alternative_of[s].get(pid)
     }
 
     /// A partner's authorized users, lower-case and sorted (`getAuthorizedUsers`).
     pub fn authorized_users(&self, pid: &str) -> Vec<String> {
         self.users_of
             .get(pid)
-            .map(|l| l.iter().map(|u| u.to_string()).collect())
+            .map(|l| l.split(USER_SEPARATOR).map(String::from).collect())
             .unwrap_or_default()
     }
 
@@ -193,22 +200,23 @@ impl Directory {
     /// Sizes, for metrics and logs: (alternative partners, authorized users, string parameters).
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
-            self.alternatives.iter().map(Layered::len).sum(),
+            self.alternatives.iter().map(PackedLayered::len).sum(),
             self.users.len(),
             self.strings.iter().map(|(_, p)| p.len()).sum(),
         )
     }
 }
 
-/// Builds a [`Directory`] from rows handed over one at a time (the store streams them), sharing
-/// one allocation per distinct Pid.
+/// Builds a [`Directory`] from rows handed over one at a time (the store streams them).
 #[derive(Default)]
 pub struct DirectoryBuilder {
     pids: std::collections::HashSet<Text>,
     schemes: Vec<(Box<str>, Box<str>)>,
-    alternatives: Vec<HashMap<Text, Text>>,
-    users: HashMap<Text, Text>,
+    alternatives: Vec<Packed>,
+    users: Packed,
     strings: HashMap<Text, HashMap<Text, Text>>,
+    /// Some map's text passed 4 GiB.
+    full: bool,
 }
 
 impl DirectoryBuilder {
@@ -221,32 +229,37 @@ impl DirectoryBuilder {
         new
     }
 
-    /// The directory.
-    pub fn finish(self) -> Directory {
-        let alternative_of = self
-            .alternatives
-            .iter()
-            .map(|forward| Layered::new(forward.iter().map(|(id, p)| (p.clone(), id.clone())).collect()))
-            .collect();
-        let mut by_pid: HashMap<Text, Vec<Text>> = HashMap::new();
-        for (user, pid) in &self.users {
-            by_pid.entry(pid.clone()).or_default().push(user.clone());
+    /// The directory, or [`Full`] when its alternative partners or users do not fit the packed
+    /// maps' 4 GiB of text.
+    pub fn finish(self) -> Result<Directory, Full> {
+        if self.full {
+            return Err(Full);
         }
-        let users_of = by_pid
-            .into_iter()
-            .map(|(p, mut list)| {
-                list.sort();
-                (p, Arc::from(list))
-            })
-            .collect();
-        Directory {
+        let mut alternative_of = Vec::with_capacity(self.alternatives.len());
+        for forward in &self.alternatives {
+            let mut reverse = Packed::default();
+            for (id, pid) in forward.iter() {
+                reverse.insert(pid, id)?;
+            }
+            alternative_of.push(PackedLayered::new(reverse));
+        }
+        let mut by_pid: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (user, pid) in self.users.iter() {
+            by_pid.entry(pid).or_default().push(user);
+        }
+        let mut users_of = Packed::default();
+        for (pid, mut list) in by_pid {
+            list.sort_unstable();
+            users_of.insert(pid, &join_users(list.into_iter()))?;
+        }
+        Ok(Directory {
             schemes: Arc::new(self.schemes),
-            alternatives: Arc::new(self.alternatives.into_iter().map(Layered::new).collect()),
+            alternatives: Arc::new(self.alternatives.into_iter().map(PackedLayered::new).collect()),
             alternative_of: Arc::new(alternative_of),
-            users: Layered::new(self.users),
-            users_of: Layered::new(users_of),
+            users_of: PackedLayered::new(users_of),
+            users: PackedLayered::new(self.users),
             strings: Layered::new(self.strings.into_iter().map(|(p, m)| (p, Arc::new(m))).collect()),
-        }
+        })
     }
 }
 
@@ -260,17 +273,15 @@ impl DirectorySink for DirectoryBuilder {
             Some(s) => s,
             None => {
                 self.schemes.push((Box::from(agency), Box::from(scheme)));
-                self.alternatives.push(HashMap::new());
+                self.alternatives.push(Packed::default());
                 self.schemes.len() - 1
             }
         };
-        let pid = self.pid(pid);
-        self.alternatives[s].insert(Arc::from(id), pid);
+        self.full |= self.alternatives[s].insert(id, pid).is_err();
     }
 
     fn user(&mut self, user: &str, pid: &str) {
-        let pid = self.pid(pid);
-        self.users.insert(Arc::from(user), pid);
+        self.full |= self.users.insert(user, pid).is_err();
     }
 
     fn string(&mut self, pid: &str, id: &str, value: &str) {
@@ -283,32 +294,44 @@ impl DirectorySink for DirectoryBuilder {
 }
 
 /// Moves `user` to `pid` (or removes it), keeping each Pid's sorted user list in step.
-fn set_user(
-    users: &mut postern_core::layered::Edit<'_, Text, Text>,
-    users_of: &mut postern_core::layered::Edit<'_, Text, Arc<[Text]>>,
-    user: &str,
-    pid: Option<&str>,
-) {
-    let name: Text = Arc::from(user);
-    if let Some(old) = users.remove(&name) {
-        let rest: Vec<Text> = users_of
+fn set_user(users: &mut PackedEdit<'_>, users_of: &mut PackedEdit<'_>, user: &str, pid: Option<&str>) {
+    if let Some(old) = users.remove(user) {
+        let rest = users_of
             .get(&old)
-            .map(|l| l.iter().filter(|u| **u != name).cloned().collect())
+            .map(|l| join_users(l.split(USER_SEPARATOR).filter(|u| *u != user)))
             .unwrap_or_default();
         if rest.is_empty() {
             users_of.remove(&old);
         } else {
-            users_of.insert(old, Arc::from(rest));
+            users_of.insert(&old, &rest);
         }
     }
     if let Some(pid) = pid {
-        let pid: Text = Arc::from(pid);
-        users.insert(name.clone(), pid.clone());
-        let mut list: Vec<Text> = users_of.get(&pid).map(|l| l.to_vec()).unwrap_or_default();
-        list.push(name);
-        list.sort();
-        users_of.insert(pid, Arc::from(list));
+        users.insert(user, pid);
+        let list = {
+            let mut list: Vec<&str> = users_of
+                .get(pid)
+                .map(|l| l.split(USER_SEPARATOR).collect())
+                .unwrap_or_default();
+            list.push(user);
+            list.sort_unstable();
+            list.dedup();
+            join_users(list.into_iter())
+        };
+        users_of.insert(pid, &list);
     }
+}
+
+/// Users joined by [`USER_SEPARATOR`].
+fn join_users<'u>(users: impl Iterator<Item = &'u str>) -> String {
+    let mut out = String::new();
+    for (i, u) in users.enumerate() {
+        if i > 0 {
+            out.push(USER_SEPARATOR);
+        }
+        out.push_str(u);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -349,7 +372,7 @@ mod tests {
             value: "https://acme".into(),
             audit: audit(),
         }];
-        let mut d = Directory::build(&[alt("123", "ACME")], &users, &strings);
+        let mut d = Directory::build(&[alt("123", "ACME")], &users, &strings).expect("fits");
         let before = d.clone();
         assert_eq!(d.partner_of_alternative("016", "DUNS", "123"), Some("ACME"));
         assert_eq!(d.partner_of_alternative("016", "GLN", "123"), None);

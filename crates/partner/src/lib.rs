@@ -5,5 +5,6 @@
 pub mod check;
 pub mod directory;
 pub mod extract;
+pub mod packed;
 
 pub use directory::{Directory, DirectoryBuilder};

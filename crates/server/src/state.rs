@@ -364,7 +364,11 @@ impl AppState {
         let store = self.store();
         let mut builder = postern_partner::DirectoryBuilder::default();
         store.load_directory(&mut builder).await?;
-        let directory = builder.finish();
+        let directory = builder.finish().map_err(|_| {
+            Error::Unavailable(
+                "the Partner Directory holds more than 4 GiB of alternative partners or users".into(),
+            )
+        })?;
         let (alternatives, users, strings) = directory.sizes();
         tracing::info!(
             alternatives,

@@ -389,26 +389,34 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn load_directory(&self, sink: &mut (dyn DirectorySink + Send)) -> Result<()> {
-        use crate::common::next_row;
-        let mut rows =
-            sqlx::query("SELECT agency, scheme, id, pid FROM alternative_partners").fetch(&self.read);
-        while let Some(row) = next_row(&mut rows).await {
-            let row = row.map_err(storage)?;
-            sink.alternative(row.get(0), row.get(1), row.get(2), row.get(3));
-        }
-        drop(rows);
-        let mut rows = sqlx::query("SELECT user_name, pid FROM authorized_users").fetch(&self.read);
-        while let Some(row) = next_row(&mut rows).await {
-            let row = row.map_err(storage)?;
-            sink.user(row.get(0), row.get(1));
-        }
-        drop(rows);
-        let mut rows = sqlx::query("SELECT pid, id, value FROM string_parameters").fetch(&self.read);
-        while let Some(row) = next_row(&mut rows).await {
-            let row = row.map_err(storage)?;
-            sink.string(row.get(0), row.get(1), row.get(2));
-        }
-        Ok(())
+        // One read transaction: every chunk comes from the same state of the database.
+        let mut tx = self.read.begin().await.map_err(storage)?;
+        let alternatives = ["agency", "scheme", "id", "pid"];
+        load_chunks(
+            &mut tx,
+            alternatives,
+            "alternative_partners",
+            LOAD_CHUNK,
+            |[a, s, i, p]| sink.alternative(a, s, i, p),
+        )
+        .await?;
+        load_chunks(
+            &mut tx,
+            ["user_name", "pid"],
+            "authorized_users",
+            LOAD_CHUNK,
+            |[u, p]| sink.user(u, p),
+        )
+        .await?;
+        load_chunks(
+            &mut tx,
+            ["pid", "id", "value"],
+            "string_parameters",
+            LOAD_STRING_CHUNK,
+            |[p, i, v]| sink.string(p, i, v),
+        )
+        .await?;
+        tx.commit().await.map_err(storage)
     }
 
     async fn string_parameters(&self) -> Result<Vec<StringParameter>> {
@@ -472,5 +480,59 @@ impl PartnerStore for SqliteStore {
             })
             .collect();
         Ok((rows, crate::common::count(total)))
+    }
+}
+
+/// Rows per chunk when the directory is loaded (a chunk of ids is at most a few MiB of JSON);
+/// smaller in tests, so that a test's directory spans several chunks.
+#[cfg(not(test))]
+const LOAD_CHUNK: i64 = 16_384;
+#[cfg(test)]
+pub(crate) const LOAD_CHUNK: i64 = 1_000;
+
+/// Rows per chunk of string parameters (values run to 4,000 characters).
+const LOAD_STRING_CHUNK: i64 = 1_024;
+
+/// A text column of a loaded row: borrowed from the chunk's JSON unless it had escapes.
+#[derive(serde::Deserialize)]
+struct Field<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+/// Reads every row of `table` (its text columns `cols`, `N` of them) in rowid order and hands
+/// each to `each`. SQLite packs a chunk of rows into one flat JSON array of strings: a million
+/// rows one at a time cost seconds in the driver (a thread hand-off and an allocation per value),
+/// a chunk costs one.
+async fn load_chunks<const N: usize>(
+    tx: &mut Transaction<'_, Sqlite>,
+    cols: [&str; N],
+    table: &str,
+    chunk_rows: i64,
+    mut each: impl FnMut([&str; N]),
+) -> Result<()> {
+    let quoted = cols.map(|c| format!("json_quote({c})")).join(" || ',' || ");
+    let sql = format!(
+        "SELECT max(r), '[' || coalesce(group_concat({quoted}), '') || ']' FROM \
+         (SELECT rowid AS r, {} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+        cols.join(", ")
+    );
+    let mut after = i64::MIN;
+    loop {
+        let (last, chunk): (Option<i64>, String) = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(after)
+            .bind(chunk_rows)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(storage)?;
+        let Some(last) = last else { return Ok(()) };
+        let fields: Vec<Field<'_>> =
+            serde_json::from_str(&chunk).map_err(|e| Error::Internal(format!("reading {table}: {e}")))?;
+        if !fields.len().is_multiple_of(N) {
+            return Err(Error::Internal(format!(
+                "reading {table}: a row without all its columns"
+            )));
+        }
+        for row in fields.chunks_exact(N) {
+            each(std::array::from_fn(|i| &*row[i].0));
+        }
+        after = last;
     }
 }

@@ -45,6 +45,7 @@ on_both_backends!(
     queue_stores_leases_retries_and_dedupes,
     credentials_are_replaced_by_name,
     key_expiry_is_kept_set_and_cleared,
+    directory_load_reads_every_row_whatever_its_characters,
 );
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -237,6 +238,99 @@ fn audit(at: i64) -> postern_core::partner::Audit {
         modified_by: "admin".into(),
         modified_at: at,
     }
+}
+
+/// The rows the directory load hands over, one line each, sorted.
+#[derive(Default)]
+struct LoadedRows(Vec<String>);
+
+impl postern_core::partner::DirectorySink for LoadedRows {
+    fn alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: &str) {
+        self.0.push(format!("alt|{agency}|{scheme}|{id}|{pid}"));
+    }
+    fn user(&mut self, user: &str, pid: &str) {
+        self.0.push(format!("user|{user}|{pid}"));
+    }
+    fn string(&mut self, pid: &str, id: &str, value: &str) {
+        self.0.push(format!("string|{pid}|{id}|{value}"));
+    }
+}
+
+async fn directory_load_reads_every_row_whatever_its_characters(s: &dyn Store) {
+    use postern_core::partner::{AlternativePartner, AuthorizedUser, PartnerChange as C, StringParameter};
+
+    // Rows over several chunks of the SQLite load (the last one partial), and text that JSON has
+    // to escape.
+    let n = 2 * super::partner::LOAD_CHUNK as usize + 500;
+    let odd = [
+        "quo\"te",
+        "back\\slash",
+        "comma,]bracket",
+        "ümlaut",
+        "emoji 😀",
+        "[\"x\",\"y\"]",
+    ];
+    let mut changes: Vec<C> = (0..n)
+        .map(|i| {
+            C::InsertAlternative(AlternativePartner {
+                agency: "016".into(),
+                scheme: "DUNS".into(),
+                id: format!("{}", 100_000_000 + i),
+                pid: format!("P{i:05}"),
+                audit: audit(1),
+            })
+        })
+        .collect();
+    for (i, text) in odd.iter().enumerate() {
+        changes.push(C::InsertAlternative(AlternativePartner {
+            agency: format!("agency {text}"),
+            scheme: format!("scheme {text}"),
+            id: format!("id {text}"),
+            pid: format!("ODD{i}"),
+            audit: audit(1),
+        }));
+        changes.push(C::InsertUser(AuthorizedUser {
+            user: format!("user {text}"),
+            pid: format!("ODD{i}"),
+            audit: audit(1),
+        }));
+        changes.push(C::InsertString(StringParameter {
+            pid: format!("ODD{i}"),
+            id: format!("param {text}"),
+            value: format!("value {text}"),
+            audit: audit(1),
+        }));
+    }
+    s.apply_partner_changes(&changes).await.expect("insert");
+    let mut loaded = LoadedRows::default();
+    s.load_directory(&mut loaded).await.expect("load");
+    let mut expected: Vec<String> = s
+        .alternative_partners()
+        .await
+        .expect("alternatives")
+        .iter()
+        .map(|a| format!("alt|{}|{}|{}|{}", a.agency, a.scheme, a.id, a.pid))
+        .chain(
+            s.authorized_users()
+                .await
+                .expect("users")
+                .iter()
+                .map(|u| format!("user|{}|{}", u.user, u.pid)),
+        )
+        .chain(
+            s.string_parameters()
+                .await
+                .expect("params")
+                .iter()
+                .map(|p| format!("string|{}|{}|{}", p.pid, p.id, p.value)),
+        )
+        .collect();
+    assert_eq!(expected.len(), n + 3 * odd.len());
+    loaded.0.sort();
+    expected.sort();
+    assert_eq!(loaded.0.len(), expected.len());
+    assert_eq!(loaded.0, expected);
+    assert!(loaded.0.contains(&"user|user emoji 😀|ODD4".to_string()));
 }
 
 async fn partner_directory_keys_uniqueness_cascade_and_rollback(s: &dyn Store) {
