@@ -185,8 +185,9 @@ fn span(text: &str, entries: &[[u32; 2]], i: u32) -> (usize, usize, usize) {
     (start as usize, split as usize, end)
 }
 
-/// Changes on top of a [`Packed`] base: `None` marks a removal.
-type Layer = HashMap<Box<str>, Option<Box<str>>>;
+/// Changes on top of a [`Packed`] base: `None` marks a removal. Reference-counted, so that
+/// copying the layer for the next snapshot copies no text.
+type Layer = HashMap<Arc<str>, Option<Arc<str>>>;
 
 /// A [`Packed`] base shared between snapshots and a small layer of changes on top. Cloning costs
 /// two reference counts; a change copies the layer, and the layer is folded into a copy of the
@@ -314,8 +315,8 @@ impl PackedEdit<'_> {
     }
 
     /// Removes `key`; answers with the value it had.
-    pub fn remove(&mut self, key: &str) -> Option<Box<str>> {
-        let old: Option<Box<str>> = self.get(key).map(Box::from);
+    pub fn remove(&mut self, key: &str) -> Option<Arc<str>> {
+        let old: Option<Arc<str>> = self.get(key).map(Arc::from);
         if old.is_some() {
             self.changes.insert(key.into(), None);
         }
