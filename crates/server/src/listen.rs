@@ -229,12 +229,13 @@ async fn connection<IO>(
         let direct = crate::sender::is_sender_path(req.uri().path());
         let (app, state, limits) = (app.clone(), state.clone(), limits.clone());
         async move {
+            // Both boxed: the sender's and the router's futures are large, and hyper moves the
+            // service's future into place (a copy of all of it, whichever branch runs, when
+            // either is held inline).
             let resp = if direct {
-                // Boxed: the sender's future is large, and hyper moves the service's future
-                // into place (a copy of all of it when unboxed).
                 Box::pin(limits.run(req, |req| async move { crate::sender::serve(&state, req).await })).await
             } else {
-                app.oneshot(req).await?
+                Box::pin(app.oneshot(req)).await?
             };
             // In flight until the answer's body is written (or dropped), not only until the
             // handler returns: a long download is not idle.
