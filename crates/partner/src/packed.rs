@@ -35,6 +35,8 @@ pub struct Packed {
     hasher: DefaultHashBuilder,
     /// Entries no longer in the index (replaced or removed).
     dead: usize,
+    /// Bytes of text those entries hold.
+    dead_bytes: usize,
 }
 
 impl std::fmt::Debug for Packed {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Packed {
         f.debug_struct("Packed")
             .field("len", &self.len())
             .field("dead", &self.dead)
+            .field("dead_bytes", &self.dead_bytes)
             .field("text_bytes", &self.text.len())
             .finish()
     }
@@ -91,6 +94,7 @@ impl Packed {
             index,
             hasher,
             dead,
+            dead_bytes,
         } = self;
         let (text_ref, entries_ref) = (&*text, &*entries);
         let key_of = |i: u32| {
@@ -99,8 +103,10 @@ impl Packed {
         };
         match index.entry(hash, |&i| key_of(i) == key, |&i| hasher.hash_one(key_of(i))) {
             Entry::Occupied(mut o) => {
+                let (s, _, e) = span(text_ref, entries_ref, *o.get());
                 *o.get_mut() = new;
                 *dead += 1;
+                *dead_bytes += e - s;
             }
             Entry::Vacant(v) => {
                 v.insert(new);
@@ -121,8 +127,10 @@ impl Packed {
             &text[s..k] == key
         }) {
             Ok(o) => {
-                o.remove();
+                let (old, _) = o.remove();
+                let (s, _, e) = span(text, entries, old);
                 self.dead += 1;
+                self.dead_bytes += e - s;
                 true
             }
             Err(_) => false,
@@ -152,6 +160,7 @@ impl Packed {
             index: HashTable::with_capacity(self.len()),
             hasher: self.hasher.clone(),
             dead: 0,
+            dead_bytes: 0,
         };
         for (k, v) in self.iter() {
             // The live text is a part of this map's text, which fits.
@@ -160,9 +169,15 @@ impl Packed {
         out
     }
 
+    /// Whether replaced and removed entries outweigh the live ones, in number or in text (a few
+    /// long values replaced again and again weigh more than their count).
+    fn mostly_garbage(&self) -> bool {
+        self.dead > self.len() || 2 * self.dead_bytes > self.text.len()
+    }
+
     /// Gives back the memory that growing left over.
     pub fn shrink(&mut self) {
-        if self.dead > self.len() {
+        if self.mostly_garbage() {
             *self = self.packed();
             return;
         }
@@ -279,7 +294,7 @@ fn fold(base: &Packed, top: &Layer) -> Option<Packed> {
         }
         Ok(b)
     };
-    let copy = if base.dead + top.len() > base.len() {
+    let copy = if base.mostly_garbage() || base.dead + top.len() > base.len() {
         base.packed()
     } else {
         base.clone()
@@ -288,7 +303,7 @@ fn fold(base: &Packed, top: &Layer) -> Option<Packed> {
         Ok(b) => b,
         Err(Full) => apply(base.packed()).ok()?,
     };
-    if out.dead > out.len() {
+    if out.mostly_garbage() {
         out = out.packed();
     }
     Some(out)
@@ -402,7 +417,8 @@ mod tests {
             }
         }
         assert!(m.top.len() < fold_at(m.base.len()), "folded");
-        assert!(m.base.dead <= m.base.len(), "packed: {:?}", m.base);
+        assert!(!Arc::ptr_eq(&m.base, &old.base), "a new base");
+        assert_eq!(m.base.dead, m.base.entries.len() - m.base.len());
         assert_eq!(
             (m.get("k0"), m.get("k499"), m.get("k500")),
             (Some("r19"), Some("r19"), Some("v500"))
@@ -419,5 +435,41 @@ mod tests {
         m = e.finish();
         assert!(m.is_empty());
         assert_eq!(m.get("k10"), None);
+    }
+
+    #[test]
+    fn long_values_replaced_again_and_again_are_packed_away() {
+        let mut base = Packed::default();
+        for i in 0..10_000 {
+            base.insert(&format!("k{i}"), "v").expect("fits");
+        }
+        let mut m = PackedLayered::new(base);
+        let mut packs = 0;
+        let mut last_dead = 0;
+        for round in 0..40u8 {
+            // One long value and enough small changes to fold the layer every round.
+            let mut e = m.edit();
+            e.insert("big", &char::from(b'a' + round % 26).to_string().repeat(50_000));
+            for i in 0..fold_at(m.len()) {
+                e.insert(&format!("k{i}"), "w");
+            }
+            m = e.finish();
+            assert!(m.top.is_empty(), "folded");
+            let b = &m.base;
+            assert_eq!(b.dead, b.entries.len() - b.len());
+            let live: usize = b.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert_eq!(b.text.len(), live + b.dead_bytes);
+            assert!(b.dead_bytes <= live, "round {round}: {b:?}");
+            if b.dead < last_dead {
+                packs += 1;
+            }
+            last_dead = b.dead;
+        }
+        // Counted by entries alone, the first pack would come after ~39 rounds, with ~2 MB of
+        // dead text by then; counted by bytes too, every few rounds.
+        assert!(packs > 5, "the long values' garbage was packed away");
+        assert_eq!(m.get("big").map(str::len), Some(50_000));
+        assert_eq!(m.get("k0"), Some("w"));
+        assert_eq!(m.len(), 10_001);
     }
 }

@@ -491,7 +491,10 @@ const LOAD_CHUNK: i64 = 16_384;
 pub(crate) const LOAD_CHUNK: i64 = 1_000;
 
 /// Rows per chunk of string parameters (values run to 4,000 characters).
+#[cfg(not(test))]
 const LOAD_STRING_CHUNK: i64 = 1_024;
+#[cfg(test)]
+const LOAD_STRING_CHUNK: i64 = 4;
 
 /// A text column of a loaded row: borrowed from the chunk's JSON unless it had escapes.
 #[derive(serde::Deserialize)]

@@ -281,6 +281,15 @@ async fn directory_load_reads_every_row_whatever_its_characters(s: &dyn Store) {
             })
         })
         .collect();
+    // Users over two chunks; the six string parameters below over two (of four and two).
+    let users = super::partner::LOAD_CHUNK as usize + 10;
+    changes.extend((0..users).map(|i| {
+        C::InsertUser(AuthorizedUser {
+            user: format!("user-{i}"),
+            pid: format!("P{i:05}"),
+            audit: audit(1),
+        })
+    }));
     for (i, text) in odd.iter().enumerate() {
         changes.push(C::InsertAlternative(AlternativePartner {
             agency: format!("agency {text}"),
@@ -325,10 +334,9 @@ async fn directory_load_reads_every_row_whatever_its_characters(s: &dyn Store) {
                 .map(|p| format!("string|{}|{}|{}", p.pid, p.id, p.value)),
         )
         .collect();
-    assert_eq!(expected.len(), n + 3 * odd.len());
+    assert_eq!(expected.len(), n + users + 3 * odd.len());
     loaded.0.sort();
     expected.sort();
-    assert_eq!(loaded.0.len(), expected.len());
     assert_eq!(loaded.0, expected);
     assert!(loaded.0.contains(&"user|user emoji 😀|ODD4".to_string()));
 }
