@@ -256,6 +256,43 @@ impl postern_core::partner::DirectorySink for LoadedRows {
     }
 }
 
+impl LoadedRows {
+    /// What the directory load hands over from `s`, sorted.
+    async fn load(s: &dyn Store) -> Vec<String> {
+        let mut rows = Self::default();
+        s.load_directory(&mut rows).await.expect("load");
+        rows.0.sort();
+        rows.0
+    }
+
+    /// The same lines from the store's listings of the three tables, sorted.
+    async fn listed(s: &dyn Store) -> Vec<String> {
+        let mut rows: Vec<String> = s
+            .alternative_partners()
+            .await
+            .expect("alternatives")
+            .iter()
+            .map(|a| format!("alt|{}|{}|{}|{}", a.agency, a.scheme, a.id, a.pid))
+            .chain(
+                s.authorized_users()
+                    .await
+                    .expect("users")
+                    .iter()
+                    .map(|u| format!("user|{}|{}", u.user, u.pid)),
+            )
+            .chain(
+                s.string_parameters()
+                    .await
+                    .expect("params")
+                    .iter()
+                    .map(|p| format!("string|{}|{}|{}", p.pid, p.id, p.value)),
+            )
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
 async fn directory_load_reads_every_row_whatever_its_characters(s: &dyn Store) {
     use postern_core::partner::{AlternativePartner, AuthorizedUser, PartnerChange as C, StringParameter};
 
@@ -311,34 +348,11 @@ async fn directory_load_reads_every_row_whatever_its_characters(s: &dyn Store) {
         }));
     }
     s.apply_partner_changes(&changes).await.expect("insert");
-    let mut loaded = LoadedRows::default();
-    s.load_directory(&mut loaded).await.expect("load");
-    let mut expected: Vec<String> = s
-        .alternative_partners()
-        .await
-        .expect("alternatives")
-        .iter()
-        .map(|a| format!("alt|{}|{}|{}|{}", a.agency, a.scheme, a.id, a.pid))
-        .chain(
-            s.authorized_users()
-                .await
-                .expect("users")
-                .iter()
-                .map(|u| format!("user|{}|{}", u.user, u.pid)),
-        )
-        .chain(
-            s.string_parameters()
-                .await
-                .expect("params")
-                .iter()
-                .map(|p| format!("string|{}|{}|{}", p.pid, p.id, p.value)),
-        )
-        .collect();
+    let loaded = LoadedRows::load(s).await;
+    let expected = LoadedRows::listed(s).await;
     assert_eq!(expected.len(), n + users + 3 * odd.len());
-    loaded.0.sort();
-    expected.sort();
-    assert_eq!(loaded.0, expected);
-    assert!(loaded.0.contains(&"user|user emoji 😀|ODD4".to_string()));
+    assert_eq!(loaded, expected);
+    assert!(loaded.contains(&"user|user emoji 😀|ODD4".to_string()));
 }
 
 async fn partner_directory_keys_uniqueness_cascade_and_rollback(s: &dyn Store) {
@@ -467,38 +481,7 @@ async fn partner_directory_keys_uniqueness_cascade_and_rollback(s: &dyn Store) {
     assert!(s.alternative_partners().await.expect("alts").is_empty());
     assert_eq!(s.string_parameters().await.expect("params"), vec![param]);
     // The stream that builds the in-memory directory sees the same rows.
-    #[derive(Default)]
-    struct Rows(Vec<String>);
-    impl postern_core::partner::DirectorySink for Rows {
-        fn alternative(&mut self, agency: &str, scheme: &str, id: &str, pid: &str) {
-            self.0.push(format!("alt {agency} {scheme} {id} {pid}"));
-        }
-        fn user(&mut self, user: &str, pid: &str) {
-            self.0.push(format!("user {user} {pid}"));
-        }
-        fn string(&mut self, pid: &str, id: &str, value: &str) {
-            self.0.push(format!("string {pid} {id} {value}"));
-        }
-    }
-    let mut rows = Rows::default();
-    s.load_directory(&mut rows).await.expect("stream");
-    let mut expected: Vec<String> = s
-        .authorized_users()
-        .await
-        .expect("users")
-        .iter()
-        .map(|u| format!("user {} {}", u.user, u.pid))
-        .chain(
-            s.string_parameters()
-                .await
-                .expect("params")
-                .iter()
-                .map(|p| format!("string {} {} {}", p.pid, p.id, p.value)),
-        )
-        .collect();
-    rows.0.sort();
-    expected.sort();
-    assert_eq!(rows.0, expected);
+    assert_eq!(LoadedRows::load(s).await, LoadedRows::listed(s).await);
     let deltas = s
         .apply_partner_changes(&one(C::DeletePartner {
             pid: "ACME".into(),
