@@ -6,7 +6,10 @@ mod keys;
 
 use std::collections::HashMap;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use postern_core::Error;
 use postern_core::model::TokenKey;
 use serde::{Deserialize, Serialize};
@@ -77,9 +80,8 @@ pub struct Confirmation {
 impl Confirmation {
     /// The confirmation for a certificate's SHA-256.
     pub fn for_certificate(sha256: &[u8; 32]) -> Self {
-        use base64::Engine;
         Self {
-            x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256),
+            x5t_s256: URL_SAFE_NO_PAD.encode(sha256),
         }
     }
 }
@@ -109,9 +111,47 @@ impl TokenError {
     }
 }
 
+/// The current signing key, opened once per snapshot: the key pair is parsed (and its public
+/// half derived) when the set is built, and the JOSE header, the same for every token it signs,
+/// is encoded then too. Signing a token is then one serialisation and one Ed25519 signature;
+/// `jsonwebtoken::encode` re-parses the PKCS#8 document, a scalar multiplication as costly as
+/// the signature itself, for every token.
 struct Signer {
     kid: String,
-    key: EncodingKey,
+    pair: Ed25519KeyPair,
+    /// `base64url(header) + "."`.
+    header: String,
+}
+
+impl Signer {
+    /// Opens a PKCS#8 key; `None` when it does not parse or its public half is not `public`.
+    fn new(kid: &str, pkcs8: &[u8], public: &[u8]) -> Option<Self> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).ok()?;
+        if pair.public_key().as_ref() != public {
+            return None;
+        }
+        let header = serde_json::json!({ "typ": "JWT", "alg": ALG, "kid": kid });
+        let mut encoded = URL_SAFE_NO_PAD.encode(header.to_string());
+        encoded.push('.');
+        Some(Self {
+            kid: kid.to_owned(),
+            pair,
+            header: encoded,
+        })
+    }
+
+    /// A compact JWS (RFC 7515 §7.1) of the claims.
+    fn sign(&self, claims: &Claims) -> Result<String, Error> {
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| Error::Internal(format!("serialising token claims: {e}")))?;
+        let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 90);
+        token.push_str(&self.header);
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
+    }
 }
 
 /// Signing and verification keys, built from store rows.
@@ -151,13 +191,11 @@ impl TokenKeys {
                 continue;
             }
             if row.retired_at.is_none() {
-                match sealer.open(&row.private_enc) {
-                    Some(pkcs8) => {
-                        keys.signer = Some(Signer {
-                            kid: row.kid.clone(),
-                            key: EncodingKey::from_ed_der(&pkcs8),
-                        })
-                    }
+                match sealer
+                    .open(&row.private_enc)
+                    .and_then(|pkcs8| Signer::new(&row.kid, &pkcs8, &row.public_key))
+                {
+                    Some(signer) => keys.signer = Some(signer),
                     None => {
                         unreadable.push(row.kid.clone());
                         continue;
@@ -191,15 +229,10 @@ impl TokenKeys {
 
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
-        let signer = self
-            .signer
+        self.signer
             .as_ref()
-            .ok_or_else(|| Error::Unavailable("no token signing key is available".into()))?;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(signer.kid.clone());
-        header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &signer.key)
-            .map_err(|e| Error::Internal(format!("signing a token: {e}")))
+            .ok_or_else(|| Error::Unavailable("no token signing key is available".into()))?
+            .sign(claims)
     }
 
     /// Whether a key with this id still verifies tokens.

@@ -76,6 +76,65 @@ fn sign_verify_rotate_and_refuse() {
     assert!(wrong.sign(&claims(iss, 60)).is_err());
 }
 
+#[test]
+fn tokens_are_standard_compact_jws() {
+    let sealer = Sealer::new(&[9; 32], "token keys");
+    let iss = "https://p/oauth/token";
+    let k1 = new_key(&sealer, 1_000).expect("key");
+    let (keys, _) = TokenKeys::build(std::slice::from_ref(&k1), &sealer, iss, 2_000);
+    let c = claims(iss, 600);
+    let token = keys.sign(&c).expect("sign");
+
+    // The header is exactly the one JOSE header every token carries.
+    let header = token.split('.').next().expect("header");
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+            .expect("base64url header"),
+    )
+    .expect("JSON header");
+    assert_eq!(
+        header,
+        serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": k1.kid })
+    );
+
+    // An independent verifier, given only the public key, accepts it and reads the same claims.
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[iss]);
+    validation.set_audience(&["c"]);
+    let decoded = jsonwebtoken::decode::<Claims>(
+        &token,
+        &DecodingKey::from_ed_der(&k1.public_key),
+        &validation,
+    )
+    .expect("verifies with the public key alone");
+    assert_eq!(decoded.claims, c);
+    assert_eq!(decoded.header.kid.as_deref(), Some(k1.kid.as_str()));
+
+    // Another key's public half does not verify it.
+    let k2 = new_key(&sealer, 1_000).expect("key");
+    assert!(
+        jsonwebtoken::decode::<Claims>(
+            &token,
+            &DecodingKey::from_ed_der(&k2.public_key),
+            &validation
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_key_whose_halves_disagree_does_not_sign() {
+    let sealer = Sealer::new(&[9; 32], "token keys");
+    let iss = "https://p/oauth/token";
+    let mut k1 = new_key(&sealer, 1_000).expect("key");
+    let k2 = new_key(&sealer, 1_000).expect("key");
+    k1.public_key = k2.public_key.clone();
+    let (keys, bad) = TokenKeys::build(std::slice::from_ref(&k1), &sealer, iss, 2_000);
+    assert_eq!(bad, vec![k1.kid.clone()]);
+    assert_eq!(keys.current_kid(), None);
+    assert!(keys.sign(&claims(iss, 60)).is_err());
+}
+
 fn b64(s: &str) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s)
 }
