@@ -114,18 +114,19 @@ pub fn random<const N: usize>() -> [u8; N] {
 
 /// A random UUID (version 4) in its usual text form.
 pub fn uuid_v4() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b = random::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
+    }
+    out
 }
 
 /// A new client id in the shape SAP's service keys use: `sb-<uuid>!b<n>|it-rt-<zone>!b<n>`.
@@ -180,5 +181,26 @@ mod tests {
         assert_eq!(uuid.len(), 36);
         assert_eq!(tail.len(), 43);
         assert_ne!(new_client_secret(), s);
+    }
+
+    #[test]
+    fn uuids_are_version_4_in_the_canonical_form() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let u = uuid_v4();
+            let groups: Vec<&str> = u.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{u}"
+            );
+            assert!(
+                u.bytes().all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                "{u}"
+            );
+            assert!(groups[2].starts_with('4'), "version 4: {u}");
+            assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "RFC 9562 variant: {u}");
+            assert!(seen.insert(u));
+        }
     }
 }

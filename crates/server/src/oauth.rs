@@ -15,6 +15,7 @@ use postern_auth::token::{Claims, Confirmation, ExtAttr};
 use postern_core::model::AuditEntry;
 use postern_core::snapshot::{CertSubject, Client};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::extract::{Monitor, now_ms};
@@ -197,12 +198,45 @@ async fn token(State(s): State<AppState>, req: axum::extract::Request) -> Respon
     let peer = parts.extensions.get::<PeerCertificate>();
     let ip = crate::extract::peer_ip(&parts.extensions);
     match issue(&s, parts.uri.query(), &parts.headers, &body, &source, peer, ip).await {
-        Ok(v) => {
-            let mut resp = Json(v).into_response();
+        Ok(issued) => {
+            let mut resp = (
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                issued.body(),
+            )
+                .into_response();
             no_store(resp.headers_mut());
             resp
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// A token answer (RFC 6749 §5.1).
+struct Issued {
+    /// A compact JWS: base64url parts and dots, nothing a JSON string must escape.
+    token: String,
+    expires_in: i64,
+    scope: String,
+    /// A UUID, likewise.
+    jti: String,
+}
+
+impl Issued {
+    /// The JSON body, written directly: the token is most of it and needs no escaping, which
+    /// a general serialiser would check byte by byte.
+    fn body(&self) -> Vec<u8> {
+        let scope = Value::String(self.scope.clone()).to_string();
+        let mut out = Vec::with_capacity(self.token.len() + scope.len() + self.jti.len() + 96);
+        out.extend_from_slice(b"{\"access_token\":\"");
+        out.extend_from_slice(self.token.as_bytes());
+        out.extend_from_slice(b"\",\"token_type\":\"bearer\",\"expires_in\":");
+        out.extend_from_slice(self.expires_in.to_string().as_bytes());
+        out.extend_from_slice(b",\"scope\":");
+        out.extend_from_slice(scope.as_bytes());
+        out.extend_from_slice(b",\"jti\":\"");
+        out.extend_from_slice(self.jti.as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
     }
 }
 
@@ -214,7 +248,7 @@ async fn issue(
     source: &str,
     peer: Option<&PeerCertificate>,
     ip: Option<std::net::IpAddr>,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let p = params(query, body)?;
     let auth = client_auth(headers, &p, peer)?;
     let identity = auth.id.to_ascii_lowercase();
@@ -327,13 +361,12 @@ async fn issue(
             retry_after: None,
         }
     })?;
-    Ok(json!({
-        "access_token": token,
-        "token_type": "bearer",
-        "expires_in": validity,
-        "scope": scope.join(" "),
-        "jti": claims.jti,
-    }))
+    Ok(Issued {
+        token,
+        expires_in: validity,
+        scope: scope.join(" "),
+        jti: claims.jti,
+    })
 }
 
 /// The client and key the request authenticates as, or why not (`expired` when the right
@@ -343,7 +376,7 @@ fn find_client(
     snapshot: &postern_core::snapshot::Snapshot,
     auth: &ClientAuth,
     now: i64,
-) -> Result<(Client, String), AuthFailure> {
+) -> Result<(Arc<Client>, String), AuthFailure> {
     if let Some(sha) = &auth.certificate {
         let binding = snapshot.certificate(sha).ok_or(AuthFailure::UnknownCertificate)?;
         let CertSubject::Key { client, key } = &binding.subject else {
@@ -355,12 +388,12 @@ fn find_client(
         if client.key_expired(key.as_str(), now) {
             return Err(AuthFailure::Expired);
         }
-        return Ok(((**client).clone(), key.to_string()));
+        return Ok((Arc::clone(client), key.to_string()));
     }
     let try_one = |id: &str, secret: &str| {
         let client = snapshot.client(id).ok_or(AuthFailure::BadSecret)?;
         let key = s.authn().client_secret(client, secret, now)?;
-        Ok(((**client).clone(), key.to_owned()))
+        Ok((Arc::clone(client), key.to_owned()))
     };
     try_one(&auth.id, &auth.secret).or_else(|first| {
         if !auth.basic {
@@ -456,4 +489,30 @@ async fn introspect(State(s): State<AppState>, _m: Monitor, body: Bytes) -> Resu
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_answer_is_the_json_a_serialiser_would_write() {
+        let issued = Issued {
+            token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJjIn0.c2ln-_".into(),
+            expires_in: 43_199,
+            scope: "ESBMessaging.send Odd\"Role\\ \u{e9}".into(),
+            jti: "3f8e2a4c-0b1d-4e6f-9a2b-1c3d5e7f9a0b".into(),
+        };
+        let parsed: Value = serde_json::from_slice(&issued.body()).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            json!({
+                "access_token": issued.token,
+                "token_type": "bearer",
+                "expires_in": 43_199,
+                "scope": issued.scope,
+                "jti": issued.jti,
+            })
+        );
+    }
 }
