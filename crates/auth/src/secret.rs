@@ -195,11 +195,15 @@ mod tests {
                 "{u}"
             );
             assert!(
-                u.bytes().all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                u.bytes()
+                    .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
                 "{u}"
             );
             assert!(groups[2].starts_with('4'), "version 4: {u}");
-            assert!(groups[3].starts_with(['8', '9', 'a', 'b']), "RFC 9562 variant: {u}");
+            assert!(
+                groups[3].starts_with(['8', '9', 'a', 'b']),
+                "RFC 9562 variant: {u}"
+            );
             assert!(seen.insert(u));
         }
     }

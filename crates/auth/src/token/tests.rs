@@ -101,24 +101,17 @@ fn tokens_are_standard_compact_jws() {
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[iss]);
     validation.set_audience(&["c"]);
-    let decoded = jsonwebtoken::decode::<Claims>(
-        &token,
-        &DecodingKey::from_ed_der(&k1.public_key),
-        &validation,
-    )
-    .expect("verifies with the public key alone");
+    let decoded =
+        jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_ed_der(&k1.public_key), &validation)
+            .expect("verifies with the public key alone");
     assert_eq!(decoded.claims, c);
     assert_eq!(decoded.header.kid.as_deref(), Some(k1.kid.as_str()));
 
     // Another key's public half does not verify it.
     let k2 = new_key(&sealer, 1_000).expect("key");
     assert!(
-        jsonwebtoken::decode::<Claims>(
-            &token,
-            &DecodingKey::from_ed_der(&k2.public_key),
-            &validation
-        )
-        .is_err()
+        jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_ed_der(&k2.public_key), &validation)
+            .is_err()
     );
 }
 
