@@ -31,10 +31,10 @@ local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %.1f %.3f %.3f %d %d\n",
+  io.write(string.format("RESULT %.1f %.3f %.3f %d %d %d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.connect + e.read + e.write + e.timeout, e.status))
+    e.connect + e.read + e.write + e.timeout, e.status, summary.requests))
 end
 LUA
 }
@@ -62,6 +62,23 @@ rss_mib() { # PID: resident memory of the process and its descendants (nginx wor
                        if (q == root) total += rss[p] }
       if (total > 0) printf "%.1f", total / 1024; else print "-"
     }'
+}
+cpu_ticks() { # PID: CPU time (user + system, all threads) of the process and its descendants, in clock ticks
+  local p total=0 ut st
+  for p in $(ps -e -o pid=,ppid= 2>/dev/null | awk -v root="$1" '
+      { parent[$1] = $2 }
+      END { for (p in parent) { q = p; while (q != "" && q != root && q in parent && q > 1) q = parent[q]
+                                if (q == root) print p } }'); do
+    # After "pid (comm) ", utime and stime are the 12th and 13th fields.
+    read -r ut st < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}') || continue
+    [[ "$ut$st" =~ ^[0-9]+$ ]] && total=$((total + ut + st))
+  done
+  echo "$total"
+}
+cpu_us() { # TICKS REQUESTS: the server's CPU microseconds per request, or "-"
+  python3 -c "import os, sys
+t, n = int(sys.argv[1]), float(sys.argv[2] or 0)
+print(f'{t * 1e6 / os.sysconf(\"SC_CLK_TCK\") / n:.1f}' if n > 0 else '-')" "$1" "$2"
 }
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 now_s() { date +%s.%N; }
@@ -199,23 +216,28 @@ run_case() { # NAME URL AUTH PID [BODY_FILE CONTENT_TYPE]
     -s "$WORK/post.lua" "$url" >/dev/null 2>&1 || true
   # A peer verifying bcrypt per request still works off the warm-up's requests after wrk exits.
   [ -n "${SETTLE_PID:-}" ] && settle "$SETTLE_PID"
-  local out
+  local out c0 c1
+  c0=$(cpu_ticks "$pid")
   out=$(BENCH_AUTH="$auth" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" \
     --latency -s "$WORK/post.lua" "$url" 2>&1 | grep '^RESULT' || true)
-  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-"); return; fi
-  read -r _ rps p50 p99 errs non2xx <<<"$out"
-  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$pid")|$errs|$non2xx")
+  c1=$(cpu_ticks "$pid")
+  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-|-"); return; fi
+  read -r _ rps p50 p99 errs non2xx reqs <<<"$out"
+  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$pid")|$errs|$non2xx|$(cpu_us "$((c1 - c0))" "$reqs")")
 }
-skip_case() { ROWS+=("$1|not measured: $2|-|-|-|-|-"); }
+skip_case() { ROWS+=("$1|not measured: $2|-|-|-|-|-|-"); }
 run_mtls() { # NAME [--new-connection-per-request]
   local name=$1; shift
   local url="https://127.0.0.1:$P_HTTPS/http/bench" out
   local common=(--url "$url" --ca "$CA" --identity "$WORK/identity.pem" --connections "$CONNS" --body "$WORK/body.xml")
   "$BIN/bench-mtls" "${common[@]}" --duration "$WARMUP" "$@" >/dev/null 2>&1 || true
+  local c0 c1
+  c0=$(cpu_ticks "$POSTERN_PID")
   out=$("$BIN/bench-mtls" "${common[@]}" --duration "$DURATION" "$@" 2>&1 | grep '^RESULT' || true)
-  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-"); return; fi
-  read -r _ rps p50 p99 errs non2xx <<<"$out"
-  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$POSTERN_PID")|$errs|$non2xx")
+  c1=$(cpu_ticks "$POSTERN_PID")
+  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-|-"); return; fi
+  read -r _ rps p50 p99 errs non2xx reqs <<<"$out"
+  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$POSTERN_PID")|$errs|$non2xx|$(cpu_us "$((c1 - c0))" "$reqs")")
 }
 check() { # EXPECTED ACTUAL WHAT
   [ "$1" = "$2" ] || { echo "  check failed: $3: expected $1, got $2" >&2; return 1; }

@@ -1,7 +1,7 @@
 //! A small load generator for mutual TLS, because wrk cannot present a client certificate.
 //! Each of `--connections` tasks POSTs the body to the URL until `--duration` ends, over one
 //! keep-alive connection, or (`--new-connection-per-request`) over a fresh TCP + TLS connection
-//! per request. Prints `RESULT <req/s> <p50 ms> <p99 ms> <errors> <non-2xx>`, the line the bench
+//! per request. Prints `RESULT <req/s> <p50 ms> <p99 ms> <errors> <non-2xx> <requests>`, the line the bench
 //! script reads from wrk too.
 //!
 //! Usage: `bench-mtls --url https://127.0.0.1:PORT/path --ca CA.pem --identity CERT_AND_KEY.pem
@@ -204,11 +204,12 @@ async fn main() {
         f64::from(all.latencies_us[i]) / 1000.0
     };
     println!(
-        "RESULT {:.1} {:.3} {:.3} {} {}",
+        "RESULT {:.1} {:.3} {:.3} {} {} {}",
         all.latencies_us.len() as f64 / elapsed,
         pct(0.50),
         pct(0.99),
         all.errors,
-        all.non_2xx
+        all.non_2xx,
+        all.latencies_us.len()
     );
 }
