@@ -54,21 +54,21 @@ wait_http() { # URL [curl options]
   done
   echo "server at $url did not come up" >&2; return 1
 }
-rss_mib() { # PID: resident memory of the process and its descendants (nginx workers, node cluster)
-  ps -e -o pid=,ppid=,rss= 2>/dev/null | awk -v root="$1" '
-    { parent[$1] = $2; rss[$1] = $3 }
-    END {
-      for (p in rss) { q = p; while (q != "" && q != root && q in parent && q > 1) q = parent[q]
-                       if (q == root) total += rss[p] }
-      if (total > 0) printf "%.1f", total / 1024; else print "-"
-    }'
+tree_pids() { # PID: the process and its descendants (nginx workers, node cluster), one per line
+  ps -e -o pid=,ppid= 2>/dev/null | awk -v root="$1" '
+    { parent[$1] = $2 }
+    END { for (p in parent) { q = p; while (q != "" && q != root && q in parent && q > 1) q = parent[q]
+                              if (q == root) print p } }'
+}
+rss_mib() { # PID: resident memory of the process and its descendants
+  local pids; pids=$(tree_pids "$1" | paste -sd, -)
+  [ -n "$pids" ] || { echo "-"; return; }
+  ps -o rss= -p "$pids" 2>/dev/null | awk '{ total += $1 }
+    END { if (total > 0) printf "%.1f", total / 1024; else print "-" }'
 }
 cpu_ticks() { # PID: CPU time (user + system, all threads) of the process and its descendants, in clock ticks
   local p total=0 ut st
-  for p in $(ps -e -o pid=,ppid= 2>/dev/null | awk -v root="$1" '
-      { parent[$1] = $2 }
-      END { for (p in parent) { q = p; while (q != "" && q != root && q in parent && q > 1) q = parent[q]
-                                if (q == root) print p } }'); do
+  for p in $(tree_pids "$1"); do
     # After "pid (comm) ", utime and stime are the 12th and 13th fields.
     read -r ut st < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}') || continue
     [[ "$ut$st" =~ ^[0-9]+$ ]] && total=$((total + ut + st))
@@ -221,9 +221,13 @@ run_case() { # NAME URL AUTH PID [BODY_FILE CONTENT_TYPE]
   out=$(BENCH_AUTH="$auth" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" \
     --latency -s "$WORK/post.lua" "$url" 2>&1 | grep '^RESULT' || true)
   c1=$(cpu_ticks "$pid")
-  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-|-"); return; fi
-  read -r _ rps p50 p99 errs non2xx reqs <<<"$out"
-  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$pid")|$errs|$non2xx|$(cpu_us "$((c1 - c0))" "$reqs")")
+  add_row "$name" "$pid" "$out" "$((c1 - c0))"
+}
+add_row() { # NAME PID RESULT_LINE TICKS: one table row from a load generator's RESULT line
+  local rps p50 p99 errs non2xx reqs
+  if [ -z "$3" ]; then ROWS+=("$1|failed to run|-|-|-|-|-|-"); return; fi
+  read -r _ rps p50 p99 errs non2xx reqs <<<"$3"
+  ROWS+=("$1|$rps|$p50|$p99|$(rss_mib "$2")|$errs|$non2xx|$(cpu_us "$4" "$reqs")")
 }
 skip_case() { ROWS+=("$1|not measured: $2|-|-|-|-|-|-"); }
 run_mtls() { # NAME [--new-connection-per-request]
@@ -235,9 +239,7 @@ run_mtls() { # NAME [--new-connection-per-request]
   c0=$(cpu_ticks "$POSTERN_PID")
   out=$("$BIN/bench-mtls" "${common[@]}" --duration "$DURATION" "$@" 2>&1 | grep '^RESULT' || true)
   c1=$(cpu_ticks "$POSTERN_PID")
-  if [ -z "$out" ]; then ROWS+=("$name|failed to run|-|-|-|-|-|-"); return; fi
-  read -r _ rps p50 p99 errs non2xx reqs <<<"$out"
-  ROWS+=("$name|$rps|$p50|$p99|$(rss_mib "$POSTERN_PID")|$errs|$non2xx|$(cpu_us "$((c1 - c0))" "$reqs")")
+  add_row "$name" "$POSTERN_PID" "$out" "$((c1 - c0))"
 }
 check() { # EXPECTED ACTUAL WHAT
   [ "$1" = "$2" ] || { echo "  check failed: $3: expected $1, got $2" >&2; return 1; }

@@ -1,8 +1,8 @@
 //! A small load generator for mutual TLS, because wrk cannot present a client certificate.
 //! Each of `--connections` tasks POSTs the body to the URL until `--duration` ends, over one
 //! keep-alive connection, or (`--new-connection-per-request`) over a fresh TCP + TLS connection
-//! per request. Prints `RESULT <req/s> <p50 ms> <p99 ms> <errors> <non-2xx> <requests>`, the line the bench
-//! script reads from wrk too.
+//! per request. Prints `RESULT <req/s> <p50 ms> <p99 ms> <errors> <non-2xx> <requests>`, the line
+//! the bench script reads from wrk too.
 //!
 //! Usage: `bench-mtls --url https://127.0.0.1:PORT/path --ca CA.pem --identity CERT_AND_KEY.pem
 //!         [--connections 64] [--duration 10] [--body FILE] [--new-connection-per-request]`
