@@ -25,9 +25,9 @@ pub enum PrincipalKind {
     /// A service key (`clientid`/`clientsecret`) of an instance.
     ServiceKey {
         /// Instance name.
-        instance: String,
+        instance: Arc<str>,
         /// The key whose secret matched.
-        key: String,
+        key: Arc<str>,
         /// The instance's plan.
         plan: Plan,
     },
@@ -36,9 +36,9 @@ pub enum PrincipalKind {
     /// A client certificate bound to a certificate key.
     Certificate {
         /// Instance name.
-        instance: String,
+        instance: Arc<str>,
         /// The certificate key.
-        key: String,
+        key: Arc<str>,
         /// The instance's plan.
         plan: Plan,
     },
@@ -47,13 +47,13 @@ pub enum PrincipalKind {
     /// An access token issued to a service key.
     Token {
         /// Instance name.
-        instance: String,
+        instance: Arc<str>,
         /// The key whose credentials obtained the token.
         key: String,
         /// The instance's plan.
         plan: Plan,
         /// The client id.
-        client_id: String,
+        client_id: Arc<str>,
     },
 }
 
@@ -218,20 +218,20 @@ impl Authenticator {
             return bearer(snapshot, &claims, now_ms);
         }
         let creds = parse_basic(header).map_err(AuthFailure::Malformed)?;
-        if let Some(client) = snapshot.client(&creds.user) {
-            let key = self.client_secret(client, &creds.password, now_ms)?;
+        if let Some(client) = snapshot.client(creds.user()) {
+            let key = self.client_secret(client, creds.password(), now_ms)?;
             return Ok(Principal {
-                name: Arc::from(client.client_id.as_str()),
+                name: client.client_id.clone(),
                 roles: client.roles.clone(),
                 kind: PrincipalKind::ServiceKey {
                     instance: client.instance.clone(),
-                    key: key.to_string(),
+                    key: key.clone(),
                     plan: client.plan,
                 },
             });
         }
-        let user = snapshot.user(&creds.user).ok_or(AuthFailure::UnknownUser)?;
-        self.password(user, &creds.password).await
+        let user = snapshot.user(creds.user()).ok_or(AuthFailure::UnknownUser)?;
+        self.password(user, creds.password()).await
     }
 
     /// Authenticates the client certificate of the connection (by the SHA-256 of its DER).
@@ -248,15 +248,15 @@ impl Authenticator {
             return Err(AuthFailure::UnknownCertificate);
         }
         Ok(match &binding.subject {
-            CertSubject::Key { client, key } if client.key_expired(key.as_str(), now_ms) => {
+            CertSubject::Key { client, key } if client.key_expired(key, now_ms) => {
                 return Err(AuthFailure::Expired);
             }
             CertSubject::Key { client, key } => Principal {
-                name: Arc::from(client.client_id.as_str()),
+                name: client.client_id.clone(),
                 roles: client.roles.clone(),
                 kind: PrincipalKind::Certificate {
                     instance: client.instance.clone(),
-                    key: key.to_string(),
+                    key: key.clone(),
                     plan: client.plan,
                 },
             },
@@ -299,12 +299,12 @@ impl Authenticator {
         client: &'a Client,
         secret: &str,
         now_ms: i64,
-    ) -> Result<&'a str, AuthFailure> {
+    ) -> Result<&'a Arc<str>, AuthFailure> {
         let hash = self.secrets.hash(&[secret.as_bytes()]);
         let mut matched = None;
         for s in &client.secrets {
             if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &s.hash[..])) {
-                matched = Some(s.key.as_str());
+                matched = Some(&s.key);
             }
         }
         match matched {

@@ -40,8 +40,8 @@ impl RoleSet {
 /// One live secret of a client: the key it belongs to and the keyed hash of the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySecret {
-    /// The key (binding) name.
-    pub key: KeyName,
+    /// The key (binding) name, shared with the principals it authenticates.
+    pub key: Arc<str>,
     /// HMAC-SHA-256 of the secret under the server pepper.
     pub hash: [u8; 32],
 }
@@ -49,10 +49,10 @@ pub struct KeySecret {
 /// An OAuth client: a service instance as the request path sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Client {
-    /// Client id (the Basic user name).
-    pub client_id: String,
-    /// The instance name.
-    pub instance: String,
+    /// Client id (the Basic user name), shared with the principals it authenticates.
+    pub client_id: Arc<str>,
+    /// The instance name, shared likewise.
+    pub instance: Arc<str>,
     /// Its plan.
     pub plan: Plan,
     /// The instance's roles.
@@ -85,7 +85,7 @@ pub struct User {
 impl Client {
     /// Whether the instance still has a key of this name (of any type).
     pub fn has_key(&self, key: &str) -> bool {
-        self.secrets.iter().any(|s| s.key.as_str() == key) || self.cert_keys.iter().any(|k| k.as_str() == key)
+        self.secrets.iter().any(|s| &*s.key == key) || self.cert_keys.iter().any(|k| k.as_str() == key)
     }
 
     /// When the key of this name stops authenticating, Unix ms (`None`: never, or no such key).
@@ -110,7 +110,7 @@ pub enum CertSubject {
         /// The client.
         client: Arc<Client>,
         /// The key the certificate is bound to.
-        key: KeyName,
+        key: Arc<str>,
     },
     /// A user, by a certificate-to-user mapping; the user's roles authorize it.
     User {
@@ -161,14 +161,14 @@ fn client_of(i: &ServiceInstance, keys: &[&ServiceKey]) -> (Arc<Client>, Vec<([u
         } else if let Ok(hash) = <[u8; 32]>::try_from(key.secret_hash.as_slice()) {
             // A hash of the wrong length cannot match anything; skipping it is the safe reading.
             secrets.push(KeySecret {
-                key: key.name.clone(),
+                key: Arc::from(key.name.as_str()),
                 hash,
             });
         }
     }
     let client = Arc::new(Client {
-        client_id: i.client_id.clone(),
-        instance: i.name.to_string(),
+        client_id: Arc::from(i.client_id.as_str()),
+        instance: Arc::from(i.name.as_str()),
         plan: i.plan,
         roles: RoleSet::new(i.roles.clone()),
         secrets,
@@ -190,7 +190,7 @@ fn client_of(i: &ServiceInstance, keys: &[&ServiceKey]) -> (Arc<Client>, Vec<([u
                     CertBinding {
                         subject: CertSubject::Key {
                             client: client.clone(),
-                            key: k.name.clone(),
+                            key: Arc::from(k.name.as_str()),
                         },
                         not_after: c.not_after,
                     },
@@ -446,7 +446,7 @@ mod tests {
             let CertSubject::Key { client, key } = &s.certificate(&[3; 32]).expect("bound").subject else {
                 panic!("a key binding");
             };
-            assert!(client.key_expired(key.as_str(), 2_000));
+            assert!(client.key_expired(key, 2_000));
         }
     }
 

@@ -100,7 +100,7 @@ fn claimed(headers: &axum::http::HeaderMap) -> Option<String> {
     let header = headers.get(AUTHORIZATION)?;
     postern_auth::basic::parse_basic(header.as_bytes())
         .ok()
-        .map(|c| c.user.to_ascii_lowercase())
+        .map(|c| c.user().to_ascii_lowercase())
 }
 
 /// [`authenticate`] behind the brute-force guard: a locked-out source gets 429 before its

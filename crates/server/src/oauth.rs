@@ -142,8 +142,8 @@ fn client_auth(
                 retry_after: None,
             })?;
             Ok(ClientAuth {
-                id: c.user,
-                secret: c.password,
+                id: c.user().to_owned(),
+                secret: c.password().to_owned(),
                 basic: true,
                 certificate: None,
             })
@@ -330,7 +330,7 @@ async fn issue(
         Some(at) => i64::from(client.token_validity).min(at / 1000 - now).max(1),
         None => i64::from(client.token_validity),
     };
-    let id = client.client_id.clone();
+    let id = client.client_id.to_string();
     let claims = Claims {
         jti: postern_auth::secret::uuid_v4(),
         sub: id.clone(),
@@ -346,7 +346,7 @@ async fn issue(
         aud: vec![id],
         ext_attr: ExtAttr {
             enhancer: "XSUAA".into(),
-            serviceinstancename: client.instance.clone(),
+            serviceinstancename: client.instance.to_string(),
             key,
         },
         cnf: auth.certificate.as_ref().map(Confirmation::for_certificate),
@@ -382,10 +382,10 @@ fn find_client(
         let CertSubject::Key { client, key } = &binding.subject else {
             return Err(AuthFailure::UnknownCertificate);
         };
-        if binding.not_after <= now || (!auth.id.is_empty() && auth.id != client.client_id) {
+        if binding.not_after <= now || (!auth.id.is_empty() && *auth.id != *client.client_id) {
             return Err(AuthFailure::UnknownCertificate);
         }
-        if client.key_expired(key.as_str(), now) {
+        if client.key_expired(key, now) {
             return Err(AuthFailure::Expired);
         }
         return Ok((Arc::clone(client), key.to_string()));
@@ -393,7 +393,7 @@ fn find_client(
     let try_one = |id: &str, secret: &str| {
         let client = snapshot.client(id).ok_or(AuthFailure::BadSecret)?;
         let key = s.authn().client_secret(client, secret, now)?;
-        Ok((Arc::clone(client), key.to_owned()))
+        Ok((Arc::clone(client), key.to_string()))
     };
     try_one(&auth.id, &auth.secret).or_else(|first| {
         if !auth.basic {

@@ -45,8 +45,10 @@ impl RateLimiter {
     /// how long until the next request would be allowed.
     pub(crate) fn check(&self, security: &Snapshot, p: &Principal, now: Instant) -> Result<(), Duration> {
         let (client_id, key) = match &p.kind {
-            PrincipalKind::ServiceKey { key, .. } | PrincipalKind::Certificate { key, .. } => (&*p.name, key),
-            PrincipalKind::Token { client_id, key, .. } => (client_id.as_str(), key),
+            PrincipalKind::ServiceKey { key, .. } | PrincipalKind::Certificate { key, .. } => {
+                (&*p.name, &**key)
+            }
+            PrincipalKind::Token { client_id, key, .. } => (&**client_id, key.as_str()),
             PrincipalKind::User | PrincipalKind::MappedCertificate => return Ok(()),
         };
         let Some(limit) = security.client(client_id).and_then(|c| c.rate_limit) else {
